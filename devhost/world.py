@@ -1,0 +1,178 @@
+"""The local world's servers (Azurite, studio_emulator) as child processes on loopback, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+# Azurite's well-known development account (public, documented by Microsoft; not a secret).
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class WorldError(RuntimeError):
+    """A local server could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_ports(proc: subprocess.Popen, ports: list[int], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(ports)
+    while pending:
+        if proc.poll() is not None:
+            raise WorldError(f"process exited with {proc.returncode}; see {log}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise WorldError(f"ports {pending} not listening after {timeout:.0f}s; see {log}:\n{_tail(log)}")
+        try:
+            with socket.create_connection((LOOPBACK, pending[0]), timeout=0.5):
+                pending.pop(0)
+        except OSError:
+            time.sleep(0.05)
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+@dataclass
+class Azurite:
+    """Azurite (npm, pinned in package.json) with blob, queue and table services."""
+
+    blob_port: int
+    queue_port: int
+    table_port: int
+    process: subprocess.Popen | None = None
+    workdir: Path | None = None
+
+    @property
+    def connection_string(self) -> str:
+        base = f"http://{LOOPBACK}"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+            f"BlobEndpoint={base}:{self.blob_port}/{DEV_ACCOUNT};"
+            f"QueueEndpoint={base}:{self.queue_port}/{DEV_ACCOUNT};"
+            f"TableEndpoint={base}:{self.table_port}/{DEV_ACCOUNT};"
+        )
+
+    @classmethod
+    def start(cls, location: Path | None = None, ports: tuple[int, int, int] | None = None,
+              timeout: float = 30) -> "Azurite":
+        """In memory unless `location` is given (then data persists there)."""
+        exe = REPO / "node_modules" / ".bin" / "azurite"
+        if not exe.exists():
+            raise WorldError(f"{exe} is missing: run ./dev setup (npm ci installs Azurite into the repo)")
+        blob, queue, table = ports or (free_port(), free_port(), free_port())
+        workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+        args = [str(exe), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+                "--blobHost", LOOPBACK, "--queueHost", LOOPBACK, "--tableHost", LOOPBACK,
+                "--blobPort", str(blob), "--queuePort", str(queue), "--tablePort", str(table)]
+        if location is None:
+            args.append("--inMemoryPersistence")
+        else:
+            location.mkdir(parents=True, exist_ok=True)
+            args += ["--location", str(location)]
+        log = workdir / "azurite.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
+                                    start_new_session=True)
+        self = cls(blob, queue, table, proc, workdir)
+        try:
+            _wait_for_ports(proc, [blob, queue, table], timeout, log)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        _stop(self.process)
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class Emulator:
+    """studio_emulator (`python -m studio_emulator`) serving one workspace config."""
+
+    port: int
+    config: Path
+    data_dir: Path
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @classmethod
+    def start(cls, config: Path, data_dir: Path, port: int | None = None, faults: bool = False,
+              workers: int | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> "Emulator":
+        port = port or free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "studio_emulator", "--config", str(config),
+                "--host", LOOPBACK, "--port", str(port), "--data-dir", str(data_dir)]
+        if faults:
+            args.append("--enable-faults")
+        if workers:
+            args += ["--workers", str(workers)]
+        log = data_dir / "emulator.log"
+        full_env = {**os.environ, **(env or {})}
+        with log.open("ab") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=full_env,
+                                    start_new_session=True)
+        self = cls(port, config, data_dir, proc, log, env or {})
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise WorldError(f"studio_emulator exited with {proc.returncode}:\n{_tail(log)}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise WorldError(f"studio_emulator not ready after {timeout:.0f}s:\n{_tail(log)}")
+            time.sleep(0.1)
+
+    def restart(self) -> "Emulator":
+        """Stop and start again on the same port and data dir (state must survive)."""
+        self.stop()
+        return Emulator.start(self.config, self.data_dir, port=self.port, env=self.env,
+                              faults="--enable-faults" in (self.process.args if self.process else []))
+
+    def stop(self) -> None:
+        _stop(self.process)
