@@ -33,12 +33,20 @@ class InvalidDataRef(RetrainError):
     """A training-data blob cannot be used (wrong extension, empty, escapes the container, missing)."""
 
 
+class DataNotFound(InvalidDataRef):
+    """The named training blob does not exist."""
+
+
 class NoTrainingData(RetrainError):
     """A model has no blob under its data prefix to train on."""
 
 
 class Conflict(RetrainError):
     """The request cannot be applied in the current state (e.g. cancel a finished run)."""
+
+
+class EvaluationFormatError(RetrainError):
+    """A run's Evaluate Model output cannot be read as metrics; the message says what is wrong with it."""
 
 
 # --- remote services (BES, endpoint management, ARM) -------------------------------------
@@ -80,3 +88,9 @@ class ProvisioningFailed(PermanentServiceError):
 
 class VerificationFailed(PermanentServiceError):
     """An endpoint accepted the update but does not report the new model afterwards."""
+
+
+# --- state -----------------------------------------------------------------------------
+
+class ConcurrentUpdate(RetrainError):
+    """Another writer changed the row since it was read (ETag mismatch); the caller re-reads or drops."""

@@ -1,0 +1,165 @@
+"""A run's life around the model row: start (dedup), admission (one active run), ending, cancellation."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from .context import Context
+from .errors import Conflict, ConcurrentUpdate, ServiceError, SettingsError
+from .models import ModelState
+from .runs import DataRef, Run, Status, Trigger, iso, run_id_for
+
+log = logging.getLogger("retrain")
+
+
+@dataclass(frozen=True)
+class StartResult:
+    run: Run
+    created: bool  # False: this data was seen before, and this is the run it already has
+
+    @property
+    def message(self) -> str:
+        if not self.created:
+            return f"this data already has run {self.run.run_id} ({self.run.status.value}): {self.run.reason}"
+        return f"run {self.run.run_id} {self.run.status.value}: {self.run.reason}"
+
+
+def start(ctx: Context, model: str, data: DataRef, trigger: Trigger) -> StartResult:
+    """Create the run for (model, blob, ETag) once, then admit it; safe to call any number of times."""
+    now = ctx.clock()
+    run = Run(model=model, run_id=run_id_for(model, data), trigger=trigger, data=data, status=Status.PENDING,
+              reason="waiting to start", created_at=iso(now), deadline=iso(now + ctx.settings.run_timeout),
+              next_action_at=iso(now), step_times={Status.PENDING.value: iso(now)})
+    run, created = ctx.runs.create(run)
+    if run.status is Status.PENDING:
+        run = admit(ctx, run)
+    log.info("model=%s run=%s trigger=%s data=%s created=%s status=%s", model, run.run_id, trigger.value,
+             data.path, created, run.status.value)
+    return StartResult(run, created)
+
+
+def admit(ctx: Context, run: Run) -> Run:
+    """Make a pending run the model's active run if it is free, else its pending run (latest data wins)."""
+    verdict: dict[str, str | None] = {}
+
+    def change(m: ModelState) -> ModelState | None:
+        verdict.clear()
+        if m.active_run == run.run_id:
+            verdict["role"] = "active"
+            return None
+        if m.active_run is None or is_finished(ctx, m.name, m.active_run):
+            verdict["role"] = "active"
+            pending = None if m.pending_run == run.run_id else m.pending_run
+            return replace(m, active_run=run.run_id, pending_run=pending)
+        if m.pending_run == run.run_id:
+            verdict["role"] = "pending"
+            return None
+        other = ctx.runs.find(m.name, m.pending_run) if m.pending_run else None
+        if other and other.status is Status.PENDING and other.created_at > run.created_at:
+            verdict["role"] = "superseded"
+            verdict["by"] = other.run_id
+            return None
+        verdict["role"] = "pending"
+        verdict["displaces"] = m.pending_run
+        return replace(m, pending_run=run.run_id)
+
+    ctx.models.update(run.model, change)
+    role = verdict["role"]
+    if role == "superseded":
+        return _supersede(ctx, run, by=verdict["by"]) or ctx.runs.get(run.model, run.run_id)
+    if verdict.get("displaces"):
+        displaced = ctx.runs.find(run.model, verdict["displaces"])
+        if displaced:
+            _supersede(ctx, displaced, by=run.run_id)
+    if role == "pending":
+        active = ctx.models.get(run.model).active_run
+        return _save_quietly(ctx, replace(run, reason=f"waiting for run {active} to end (newer data replaces this)"))
+    return enter(ctx, run, Status.QUEUED, "submitting the training job")
+
+
+def enter(ctx: Context, run: Run, status: Status, reason: str, *, delay: float = 0, **changes) -> Run:
+    """Move a run to a working status and enqueue the step it needs; a lost race leaves the winner's state."""
+    moved = run.moved(status, reason, next_action_at=iso(ctx.clock() + timedelta(seconds=delay)), **changes)
+    try:
+        saved = ctx.runs.save(moved)
+    except ConcurrentUpdate:
+        log.info("run=%s: another worker moved it first; leaving it", run.run_id)
+        return ctx.runs.get(run.model, run.run_id)
+    ctx.queues.send_for(saved.model, saved.run_id, saved.status, poll=saved.polls, delay=delay)
+    return saved
+
+
+def finish(ctx: Context, run: Run, status: Status, reason: str, **changes) -> Run:
+    """End a run (If-Match), then free its model for the pending run."""
+    assert status.terminal, status
+    saved = ctx.runs.save(run.moved(status, reason, next_action_at="", **changes))
+    log.info("model=%s run=%s ended %s: %s", saved.model, saved.run_id, status.value, reason)
+    release(ctx, saved.model, saved.run_id)
+    return saved
+
+
+def release(ctx: Context, model: str, run_id: str) -> None:
+    """If `run_id` holds the model's active slot, hand it to the pending run and start that one."""
+    handed: dict[str, str | None] = {}
+
+    def change(m: ModelState) -> ModelState | None:
+        handed.clear()
+        if m.pending_run == run_id:  # a pending run that ended (cancelled, expired) gives up its place
+            return replace(m, pending_run=None)
+        if m.active_run != run_id:
+            return None
+        handed["next"] = m.pending_run
+        return replace(m, active_run=m.pending_run, pending_run=None)
+
+    ctx.models.update(model, change)
+    nxt = handed.get("next")
+    if nxt:
+        run = ctx.runs.find(model, nxt)
+        if run and run.status is Status.PENDING:
+            enter(ctx, run, Status.QUEUED, "submitting the training job")
+
+
+def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api") -> Run:
+    """Stop a run that has not started changing endpoints; its BES job is cancelled too."""
+    run = ctx.runs.get(model, run_id)
+    if run.terminal:
+        raise Conflict(f"run {run_id} already ended ({run.status.value}): {run.reason}")
+    if run.status is Status.PROMOTING:
+        raise Conflict(f"run {run_id} is updating endpoints and cannot be cancelled now; "
+                       "roll back after it ends instead")
+    if run.job_id:
+        try:
+            ctx.bes(ctx.models.get(model).definition).cancel(run.job_id)
+        except (ServiceError, SettingsError) as e:
+            log.warning("run=%s: could not cancel BES job %s: %s", run_id, run.job_id, e)
+    try:
+        return finish(ctx, run, Status.CANCELLED, f"cancelled by {by}", decided_by=by)
+    except ConcurrentUpdate:
+        raise Conflict(f"run {run_id} changed while cancelling; look at it again and retry") from None
+
+
+def _supersede(ctx: Context, run: Run, *, by: str) -> Run | None:
+    if run.status is not Status.PENDING:
+        return None
+    try:
+        return ctx.runs.save(run.moved(Status.SUPERSEDED, f"newer data arrived (run {by}) before this run started",
+                                       next_action_at=""))
+    except ConcurrentUpdate:
+        return None
+
+
+def _save_quietly(ctx: Context, run: Run) -> Run:
+    try:
+        return ctx.runs.save(run)
+    except ConcurrentUpdate:
+        return ctx.runs.get(run.model, run.run_id)
+
+
+def is_finished(ctx: Context, model: str, run_id: str) -> bool:
+    """A stale active pointer (its run ended or vanished) does not block the model."""
+    run = ctx.runs.find(model, run_id)
+    return run is None or run.terminal or run.status is Status.AWAITING_APPROVAL
+
+

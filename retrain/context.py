@@ -1,0 +1,96 @@
+"""Everything a step needs (settings, stores, queues, service clients), built once per process."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Mapping
+
+import requests
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ResourceExistsError
+
+from .bes import BesClient
+from .endpoints import EndpointSpec, EndpointUpdater, arm_credential, updater_for
+from .errors import SettingsError
+from .http import RetryPolicy, new_session
+from .models import ModelDefinition, ModelRegistry
+from .promotions import PromotionLog
+from .queues import StepQueues
+from .runs import RunStore
+from .settings import Settings
+from .storage import Connection, Storage
+
+
+@dataclass
+class Context:
+    settings: Settings
+    storage: Storage
+    env: Mapping[str, str]
+    session: requests.Session = field(default_factory=new_session)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    credential: Callable[[], TokenCredential] = arm_credential
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+    def __post_init__(self):
+        prefix = self.settings.table_prefix
+        tables = self.storage.tables
+        self.models = ModelRegistry(tables.get_table_client(f"{prefix}models"))
+        self.runs = RunStore(tables.get_table_client(f"{prefix}runs"))
+        self.promotions = PromotionLog(tables.get_table_client(f"{prefix}promotions"))
+        self.queues = StepQueues(self.storage)
+        self._ready = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kw) -> "Context":
+        env = os.environ if env is None else env
+        settings = Settings.from_env(env)
+        return cls(settings, Storage(Connection.from_env(settings.connection, env)), env, **kw)
+
+    def ensure(self) -> "Context":
+        """Create tables, queues and containers the first time (idempotent; cheap after that)."""
+        if self._ready:
+            return self
+        for table in (self.models.table, self.runs.table, self.promotions.table):
+            try:
+                table.create_table()
+            except ResourceExistsError:
+                pass
+        self.queues.ensure()
+        for container in (self.settings.training_container, self.settings.output_container):
+            try:
+                self.storage.blobs.create_container(container)
+            except ResourceExistsError:
+                pass
+        self._ready = True
+        return self
+
+    def secret(self, setting: str, purpose: str) -> str:
+        """An API key by the name of the app setting holding it; the value never leaves this call's caller."""
+        value = (self.env.get(setting) or "").strip()
+        if not value:
+            raise SettingsError(f"app setting {setting!r} ({purpose}) is not set")
+        return value
+
+    def bes(self, definition: ModelDefinition) -> BesClient:
+        key = self.secret(definition.training.key_setting, f"API key of model {definition.name!r}'s training service")
+        return BesClient(definition.training.url, key, session=self.session, retry=self.retry)
+
+    def updater(self, spec: EndpointSpec) -> EndpointUpdater:
+        return updater_for(spec, secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
+                           credential=self.credential, session=self.session)
+
+
+_context: Context | None = None
+_lock = threading.Lock()
+
+
+def get_context() -> Context:
+    """The process-wide context, created on first use (SDK clients are meant to be reused)."""
+    global _context
+    with _lock:
+        if _context is None:
+            _context = Context.from_env().ensure()
+        return _context

@@ -1,0 +1,320 @@
+"""Point a serving endpoint at a new trained model, exactly once per promotion, and prove it took."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+from azure.core.credentials import TokenCredential
+
+from retrain.errors import (InvalidModelDefinition, PermanentServiceError, ProvisioningFailed,
+                            TransientServiceError, VerificationFailed)
+from retrain.http import RetryPolicy, new_session, redact_url, retry_after_seconds, scrub, send, trim
+from retrain.identity import ARM_SCOPE, StaticTokenCredential, arm_credential  # noqa: F401  (re-exported)
+from retrain.locations import BlobLocation
+
+KINDS = ("classic", "arm")
+ARM_API_VERSION = "2017-01-01"
+TOKEN_REFRESH_MARGIN = 300  # seconds before expiry at which a cached ARM token is renewed
+_SETTLED = ("succeeded", "failed", "canceled", "cancelled")
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """Where a model is served and which trained-model resource of it gets replaced."""
+
+    kind: str  # "classic" | "arm"
+    url: str  # classic: .../workspaces/{ws}/webservices/{svc}/endpoints/{ep}; arm: .../Microsoft.MachineLearning/webServices/{name}
+    resource_name: str  # e.g. "Census Model [trained model]"
+    key_setting: str | None = None  # classic: app setting holding the workspace token or endpoint key
+    name: str | None = None  # label for records; default derived from the URL
+
+    def __post_init__(self):
+        problems = []
+        if self.kind not in KINDS:
+            problems.append(f"endpoint kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        parts = urlsplit(self.url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(f"endpoint URL {redact_url(self.url or '')!r} is not an http(s) URL")
+        if not (self.resource_name or "").strip():
+            problems.append("endpoint resource_name (the trained model's resource name) is empty")
+        if problems:
+            raise InvalidModelDefinition(problems)
+
+    @property
+    def label(self) -> str:
+        """`name`, else the endpoint's (classic) or web service's (arm) own name from the URL."""
+        if self.name:
+            return self.name
+        segments = [s for s in urlsplit(self.url).path.split("/") if s]
+        return segments[-1] if segments else self.url
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    """What an update did: `served` is the model uri (no SAS) the endpoint reports afterwards."""
+
+    endpoint: str
+    changed: bool  # False: it already served that model and nothing was written
+    served: str
+
+
+class EndpointUpdater(Protocol):
+    """One kind of serving endpoint that can swap its trained model."""
+
+    def current_model(self) -> str | None:
+        """The model uri (no SAS) it serves now, None if it reports none."""
+        ...
+
+    def update(self, model: BlobLocation) -> UpdateOutcome:
+        """Serve `model`; no write when it already does; verified by reading back."""
+        ...
+
+
+class ClassicEndpoint:
+    """A classic web service endpoint on management.azureml.net (PATCH its Resources, key auth)."""
+
+    def __init__(self, spec: EndpointSpec, api_key: str, *, session: requests.Session | None = None,
+                 retry: RetryPolicy = RetryPolicy()):
+        self.spec = spec
+        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self._session = session or new_session()
+        self._retry = retry
+
+    def __repr__(self) -> str:
+        return f"ClassicEndpoint({redact_url(self.spec.url)!r})"
+
+    def current_model(self) -> str | None:
+        """The uri of the resource named `spec.resource_name` (case-insensitive), None if absent."""
+        resource = self._resource(self._get())
+        return _location_uri(resource.get("Location")) if resource else None
+
+    def update(self, model: BlobLocation) -> UpdateOutcome:
+        """GET; PATCH only if it serves something else; GET again to verify."""
+        before = self._get()
+        resource = self._resource(before)
+        if resource and _location_uri(resource.get("Location")) == model.uri:
+            return UpdateOutcome(self.spec.label, False, model.uri)
+        # Use the endpoint's own spelling of the name when it differs only in case.
+        name = resource.get("Name") if resource else self.spec.resource_name
+        body = {"Resources": [{"Name": name, "Location": model.to_wire()}]}
+        send(self._session, "PATCH", self.spec.url, headers=self._headers, json=body, retry=self._retry,
+             idempotent=True)
+        served = self.current_model()
+        if served != model.uri:
+            raise VerificationFailed(f"endpoint {self.spec.label} accepted the update but reports "
+                                     f"{served!r} instead of {model.uri!r}")
+        return UpdateOutcome(self.spec.label, True, served)
+
+    def _get(self) -> dict:
+        response = send(self._session, "GET", self.spec.url, headers=self._headers, retry=self._retry,
+                        idempotent=True, expect_json=True)
+        body = response.json()
+        if not isinstance(body, dict):
+            raise TransientServiceError(f"GET {redact_url(self.spec.url)} returned a "
+                                        f"{type(body).__name__}, not an endpoint object",
+                                        status=response.status_code)
+        return body
+
+    def _resource(self, endpoint: dict) -> dict | None:
+        wanted = self.spec.resource_name.strip().casefold()
+        for resource in endpoint.get("Resources") or []:
+            if isinstance(resource, dict) and str(resource.get("Name", "")).strip().casefold() == wanted:
+                return resource
+        return None
+
+
+class ArmWebService:
+    """A new (ARM) web service: GET the definition, swap the Resource asset's uri, PUT it back, wait for Succeeded."""
+
+    def __init__(self, spec: EndpointSpec, credential: TokenCredential, *, session: requests.Session | None = None,
+                 retry: RetryPolicy = RetryPolicy(), poll_interval: float = 2.0, timeout: float = 300.0):
+        self.spec = spec
+        self.url = _with_api_version(spec.url, ARM_API_VERSION)
+        self._credential = credential
+        self._session = session or new_session()
+        self._retry = retry
+        self._poll_interval = poll_interval
+        self._timeout = timeout
+        self._token: str | None = None
+        self._token_expires = 0.0
+
+    def __repr__(self) -> str:
+        return f"ArmWebService({redact_url(self.spec.url)!r})"
+
+    def current_model(self) -> str | None:
+        """The Resource asset's `locationInfo.uri` (query stripped)."""
+        return _asset_uri(self._asset(self._get()))
+
+    def update(self, model: BlobLocation) -> UpdateOutcome:
+        """Idempotent swap; ProvisioningFailed if ARM reports Failed, VerificationFailed if the read-back differs."""
+        definition = self._get()
+        if not _settled(definition):  # an earlier PUT (a re-delivered promote) is still provisioning
+            self._await(None)
+            definition = self._get()
+        asset = self._asset(definition)
+        if _asset_uri(asset) == model.uri and _state(definition) != "failed":
+            return UpdateOutcome(self.spec.label, False, model.uri)
+        location = asset.setdefault("locationInfo", {})
+        location["uri"] = model.uri
+        if model.sas_token:
+            location["credentials"] = model.sas_token
+        else:
+            location.pop("credentials", None)
+        response = self._send("PUT", self.url, json=definition, expect_json=False)
+        self._await(response)
+        after = self._get()
+        served = _asset_uri(self._asset(after))
+        if served != model.uri or _state(after) not in ("succeeded", None):
+            raise VerificationFailed(f"web service {self.spec.label} reports {served!r} "
+                                     f"(provisioningState {_state(after)}) instead of {model.uri!r}")
+        return UpdateOutcome(self.spec.label, True, served)
+
+    # --- provisioning ----------------------------------------------------------------------
+
+    def _await(self, put_response: requests.Response | None) -> None:
+        """Follow Azure-AsyncOperation (same host only: it gets our token) or the definition's provisioningState."""
+        deadline = time.monotonic() + self._timeout
+        operation = None
+        body: Any = None
+        if put_response is not None:
+            operation = put_response.headers.get("Azure-AsyncOperation")
+            if operation:
+                operation = urljoin(self.url, operation)
+                if urlsplit(operation).netloc != urlsplit(self.url).netloc:
+                    operation = None
+            body = _json_or_none(put_response)
+            if not operation and isinstance(body, dict) and _state(body) == "succeeded":
+                return
+        while True:
+            if operation:
+                response = self._send("GET", operation, expect_json=True)
+                body = response.json()
+                status = str((body or {}).get("status") or "").casefold() if isinstance(body, dict) else ""
+                wait = retry_after_seconds(response)
+            else:
+                body = self._get()
+                status = _state(body) or "succeeded"
+                wait = None
+            if status == "succeeded":
+                return
+            if status in _SETTLED:
+                raise ProvisioningFailed(f"web service {self.spec.label} provisioning {status}: "
+                                         f"{_failure_message(body)}", code=_failure_code(body))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransientServiceError(f"web service {self.spec.label} still provisioning "
+                                            f"({status or 'unknown'}) after {self._timeout:.0f}s",
+                                            retry_after=self._poll_interval)
+            time.sleep(min(remaining, wait if wait is not None else self._poll_interval))
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _get(self) -> dict:
+        response = self._send("GET", self.url, expect_json=True)
+        body = response.json()
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            raise TransientServiceError(f"GET {redact_url(self.url)} returned no web service definition",
+                                        status=response.status_code)
+        return body
+
+    def _asset(self, definition: dict) -> dict:
+        assets = definition["properties"].get("assets") or {}
+        wanted = self.spec.resource_name.strip().casefold()
+        names = []
+        for asset in assets.values() if isinstance(assets, dict) else []:
+            if isinstance(asset, dict) and str(asset.get("type", "")).casefold() == "resource":
+                names.append(str(asset.get("name")))
+                if str(asset.get("name", "")).strip().casefold() == wanted:
+                    return asset
+        raise PermanentServiceError(
+            f"web service {self.spec.label} has no Resource asset named {self.spec.resource_name!r}; "
+            f"Resource assets present: {', '.join(repr(n) for n in names) or 'none'}",
+            code="ResourceNotFound")
+
+    def _send(self, method: str, url: str, *, json: Any = None, expect_json: bool) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self._bearer()}", "Content-Type": "application/json"}
+        return send(self._session, method, url, headers=headers, json=json, retry=self._retry,
+                    idempotent=True, expect_json=expect_json)
+
+    def _bearer(self) -> str:
+        if self._token is None or time.time() > self._token_expires - TOKEN_REFRESH_MARGIN:
+            token = self._credential.get_token(ARM_SCOPE)
+            self._token, self._token_expires = token.token, float(token.expires_on)
+        return self._token
+
+
+def updater_for(spec: EndpointSpec, *, secret: Callable[[str], str], credential: Callable[[], TokenCredential],
+                session: requests.Session | None = None) -> EndpointUpdater:
+    """The updater for `spec.kind`; `secret(name)` reads an app setting, `credential()` gives the ARM identity."""
+    if spec.kind == "classic":
+        if not spec.key_setting:
+            raise InvalidModelDefinition(["a classic endpoint needs key_setting: the app setting "
+                                          "holding its workspace token or endpoint key"])
+        return ClassicEndpoint(spec, secret(spec.key_setting), session=session)
+    if spec.kind == "arm":
+        return ArmWebService(spec, credential(), session=session)
+    raise InvalidModelDefinition([f"endpoint kind {spec.kind!r} is not one of {', '.join(KINDS)}"])
+
+
+# --- wire helpers ------------------------------------------------------------------------------
+
+def _location_uri(location: Any) -> str | None:
+    """A classic resource Location (object or URL string) as a uri without SAS."""
+    if isinstance(location, dict):
+        loc = BlobLocation.from_wire(location)
+        return loc.uri if loc.relative_location else None
+    if isinstance(location, str) and location:
+        return redact_url(location)
+    return None
+
+
+def _asset_uri(asset: dict) -> str | None:
+    uri = (asset.get("locationInfo") or {}).get("uri")
+    return redact_url(uri) if uri else None
+
+
+def _state(definition: Any) -> str | None:
+    if not isinstance(definition, dict):
+        return None
+    state = (definition.get("properties") or {}).get("provisioningState")
+    return str(state).casefold() if state else None
+
+
+def _settled(definition: dict) -> bool:
+    state = _state(definition)
+    return state is None or state in _SETTLED
+
+
+def _failure_message(body: Any) -> str:
+    if isinstance(body, dict):
+        error = body.get("error") or (body.get("properties") or {}).get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return trim(scrub(str(error["message"])))
+    return "the service gave no reason"
+
+
+def _failure_code(body: Any) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error") or (body.get("properties") or {}).get("error")
+        if isinstance(error, dict) and error.get("code"):
+            return str(error["code"])
+    return None
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _with_api_version(url: str, version: str) -> str:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(k.lower() == "api-version" for k, _ in query):
+        query.append(("api-version", version))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))

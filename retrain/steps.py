@@ -1,0 +1,328 @@
+"""The chain's four queue-triggered steps: submit, check, evaluate, promote.
+
+Each step loads the run, drops the message unless the run is at this step, does its side effect
+idempotently, writes the new state with If-Match (a lost race drops the message), then enqueues the
+next step. Transient service errors re-enqueue the same step with back-off, within a budget.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Callable
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from . import chain
+from .bes import BatchJobRequest, JobState
+from .context import Context
+from .errors import (ConcurrentUpdate, PermanentServiceError, RetrainError, SettingsError,
+                     TransientServiceError, UnknownModel)
+from .evaluation import parse_evaluation
+from .locations import BlobLocation
+from .models import ChampionRecord, ModelState
+from .policy import decide
+from .promotions import Promotion, Reason
+from .queues import BadMessage, Step, StepMessage
+from .runs import Run, Status, iso, parse_iso
+
+log = logging.getLogger("retrain")
+
+MAX_ATTEMPTS = 3  # BES submissions per run when the service loses a job
+
+
+def handle(ctx: Context, step: Step, body: str | bytes) -> None:
+    """Entry point for a step's queue message; a message this app did not write is logged and dropped."""
+    try:
+        message = StepMessage.parse(body, step)
+    except BadMessage as e:
+        log.error("%s: %s; dropped", step.queue, e)
+        return
+    HANDLERS[step](ctx, message)
+
+
+def submit_job(ctx: Context, message: StepMessage) -> None:
+    _run_step(ctx, message, Status.QUEUED, _submit)
+
+
+def check_job(ctx: Context, message: StepMessage) -> None:
+    _run_step(ctx, message, Status.RUNNING, _check)
+
+
+def evaluate_run(ctx: Context, message: StepMessage) -> None:
+    _run_step(ctx, message, Status.EVALUATING, _evaluate)
+
+
+def promote_model(ctx: Context, message: StepMessage) -> None:
+    _run_step(ctx, message, Status.PROMOTING, _promote)
+
+
+HANDLERS = {Step.SUBMIT: submit_job, Step.CHECK: check_job, Step.EVALUATE: evaluate_run,
+            Step.PROMOTE: promote_model}
+
+
+def _run_step(ctx: Context, message: StepMessage, expected: Status,
+              body: Callable[[Context, Run, ModelState, StepMessage], None]) -> None:
+    run = ctx.runs.find(message.model, message.run_id)
+    if run is None:
+        log.warning("%s: run %s of model %r does not exist; message dropped", message.step.value,
+                    message.run_id, message.model)
+        return
+    if run.status is not expected:
+        log.info("%s: run %s is %s, not %s; message dropped", message.step.value, run.run_id,
+                 run.status.value, expected.value)
+        return
+    if message.step is Step.CHECK and message.poll != run.polls:
+        log.info("check: run %s expects poll %d, message has %d; stale message dropped", run.run_id, run.polls,
+                 message.poll)
+        return
+    try:
+        model = ctx.models.get(run.model)
+        if ctx.clock() > parse_iso(run.deadline) and expected is not Status.PROMOTING:
+            _time_out(ctx, run, model)
+            return
+        body(ctx, run, model, message)
+    except ConcurrentUpdate:
+        log.info("%s: run %s changed under this step; another delivery is handling it", message.step.value,
+                 run.run_id)
+    except TransientServiceError as e:
+        _retry_later(ctx, run, message, e)
+    except (PermanentServiceError, SettingsError, UnknownModel) as e:
+        _fail(ctx, run, f"{message.step.value} failed: {e}", error=str(e))
+
+
+def _retry_later(ctx: Context, run: Run, message: StepMessage, error: TransientServiceError) -> None:
+    run = ctx.runs.get(run.model, run.run_id)  # the step may have saved before the error
+    failures = run.transient_failures + 1
+    if failures > ctx.settings.transient_retry_limit:
+        _fail(ctx, run, f"{message.step.value} failed: the service kept failing ({failures} tries): {error}",
+              error=str(error))
+        return
+    delay = error.retry_after if error.retry_after is not None else min(ctx.settings.check_max_delay, 2.0 ** failures)
+    saved = ctx.runs.save(replace(run, transient_failures=failures,
+                                  next_action_at=iso(ctx.clock() + timedelta(seconds=delay))))
+    ctx.queues.send(replace(message, poll=saved.polls), delay)
+    log.warning("%s: run %s transient error (%d/%d), retrying in %.0fs: %s", message.step.value, run.run_id,
+                failures, ctx.settings.transient_retry_limit, delay, error)
+
+
+def _fail(ctx: Context, run: Run, reason: str, **changes) -> None:
+    """Fail the run as it is now, unless it has moved on or ended meanwhile."""
+    current = ctx.runs.get(run.model, run.run_id)
+    if current.status is not run.status:
+        return
+    try:
+        chain.finish(ctx, current, Status.FAILED, reason, **changes)
+    except ConcurrentUpdate:
+        log.info("run %s changed while failing it; leaving the newer state", run.run_id)
+
+
+def _time_out(ctx: Context, run: Run, model: ModelState) -> None:
+    minutes = ctx.settings.run_timeout.total_seconds() / 60
+    if run.job_id:
+        _cancel_job_quietly(ctx, model, run.job_id)
+    chain.finish(ctx, run, Status.FAILED, f"timed out: the run did not finish within {minutes:g} minutes "
+                 f"(deadline {run.deadline}) while {run.status.value}"
+                 + ("; its training job was cancelled" if run.job_id else ""))
+
+
+def _cancel_job_quietly(ctx: Context, model: ModelState, job_id: str) -> None:
+    try:
+        ctx.bes(model.definition).cancel(job_id)
+    except (RetrainError, OSError) as e:
+        log.warning("could not cancel BES job %s: %s", job_id, e)
+
+
+# --- submit --------------------------------------------------------------------------------
+
+def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
+    bes = ctx.bes(model.definition)
+    if not run.job_id:
+        if not _data_unchanged(ctx, run):
+            return
+        request, outputs, baseline = _job_request(ctx, run, model)
+        job_id = bes.submit(request)
+        try:
+            run = ctx.runs.save(replace(run, job_id=job_id, outputs=outputs, baseline_run=baseline,
+                                        reason=f"training job {job_id} submitted"))
+        except ConcurrentUpdate:
+            _cancel_job_quietly(ctx, model, job_id)  # another delivery submitted first; ours never starts
+            raise
+    bes.start(run.job_id)  # idempotent: a job already started is not an error
+    delay = ctx.settings.check_initial_delay
+    chain.enter(ctx, run, Status.RUNNING, f"training job {run.job_id} is running", delay=delay,
+                job_started=True, polls=0)
+
+
+def _data_unchanged(ctx: Context, run: Run) -> bool:
+    """The blob must still be the version the run was made for (an overwrite has its own run)."""
+    blob = ctx.storage.blobs.get_blob_client(run.data.container, run.data.name)
+    try:
+        props = blob.get_blob_properties()
+    except ResourceNotFoundError:
+        chain.finish(ctx, run, Status.FAILED, f"the training blob {run.data.path} was deleted before training")
+        return False
+    if props.etag != run.data.etag:
+        chain.finish(ctx, run, Status.SUPERSEDED,
+                     f"the training blob {run.data.path} was overwritten; the new version has its own run")
+        return False
+    return True
+
+
+def _job_request(ctx: Context, run: Run, model: ModelState) -> tuple[BatchJobRequest, dict, str]:
+    """Input by read-only SAS expiring with the run; outputs to run-and-attempt-specific blobs."""
+    expiry = parse_iso(run.deadline) + timedelta(minutes=10)
+    service = model.definition.training
+    storage, out = ctx.storage, ctx.settings.output_container
+    prefix = f"{run.model}/{run.run_id}/{run.attempt}"
+    model_blob, evaluation_blob = f"{prefix}/model.ilearner", f"{prefix}/evaluation.csv"
+    data = storage.located(run.data.container, run.data.name, expiry=expiry)
+    outputs = {service.model_output: storage.located(out, model_blob, expiry=expiry, write=True),
+               service.evaluation_output: storage.located(out, evaluation_blob, expiry=expiry, write=True)}
+    params = dict(service.global_parameters)
+    inputs = {}
+    if service.data_parameter:
+        params[service.data_parameter] = data.url
+    else:
+        inputs[service.input_name] = data
+    baseline = ""
+    champion = model.champion
+    if champion and service.baseline_parameter and champion.location.base_location == storage.blob_base:
+        params[service.baseline_parameter] = storage.located(
+            champion.location.container, champion.location.blob_name, expiry=expiry).url
+        baseline = champion.run_id
+    records = {"model": storage.location(out, model_blob).to_record(),
+               "evaluation": storage.location(out, evaluation_blob).to_record()}
+    return BatchJobRequest(inputs=inputs, outputs=outputs, global_parameters=params), records, baseline
+
+
+# --- check ---------------------------------------------------------------------------------
+
+def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
+    bes = ctx.bes(model.definition)
+    try:
+        status = bes.status(run.job_id)
+    except PermanentServiceError as e:
+        if getattr(e, "status", None) == 404 and run.attempt < MAX_ATTEMPTS:
+            chain.enter(ctx, run, Status.QUEUED, f"the service lost job {run.job_id}; resubmitting",
+                        attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
+            return
+        raise
+    if status.state is JobState.FINISHED:
+        chain.enter(ctx, run, Status.EVALUATING, f"training job {run.job_id} finished; evaluating")
+    elif status.state is JobState.FAILED:
+        chain.finish(ctx, run, Status.FAILED, f"the training job failed: {_first_line(status.details)}",
+                     error=status.details or "")
+    elif status.state is JobState.CANCELLED:
+        chain.finish(ctx, run, Status.CANCELLED, f"training job {run.job_id} was cancelled in the ML service")
+    else:
+        delay = min(ctx.settings.check_max_delay, ctx.settings.check_initial_delay * 2 ** min(run.polls + 1, 20))
+        delay = max(delay, 1.0)
+        saved = ctx.runs.save(replace(run, polls=run.polls + 1, transient_failures=0,
+                                      next_action_at=iso(ctx.clock() + timedelta(seconds=delay)),
+                                      reason=f"training job {run.job_id} is {status.state.value.lower()}"))
+        ctx.queues.send(StepMessage(run.model, run.run_id, Step.CHECK, saved.polls), delay)
+
+
+def _first_line(text: str | None) -> str:
+    text = (text or "no details given").strip()
+    return text.splitlines()[0][:300] if text else "no details given"
+
+
+# --- evaluate ------------------------------------------------------------------------------
+
+def _evaluate(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
+    location = BlobLocation.from_record(run.outputs["evaluation"])
+    blob = ctx.storage.blobs.get_blob_client(location.container, location.blob_name)
+    try:
+        text = blob.download_blob(max_concurrency=1).readall().decode("utf-8-sig", errors="replace")
+    except ResourceNotFoundError:
+        chain.finish(ctx, run, Status.FAILED, f"the job finished but wrote no evaluation output at {location.uri}")
+        return
+    try:
+        evaluation = parse_evaluation(text)
+    except RetrainError as e:
+        chain.finish(ctx, run, Status.FAILED, f"the evaluation output is unusable: {e}", error=str(e))
+        return
+    champion = model.champion
+    if evaluation.baseline is not None and (not champion or run.baseline_run != champion.run_id):
+        evaluation = replace(evaluation, baseline=None)  # row 2 scored a model that is no longer champion
+    decision = decide(model.definition.policy, evaluation, champion.as_policy_champion() if champion else None)
+    record = decision.to_record()
+    if not decision.passed:
+        chain.finish(ctx, run, Status.REJECTED, decision.summary, metrics=evaluation.challenger, decision=record)
+        return
+    approval = model.definition.policy.approval
+    if approval.required:
+        expires = ctx.clock() + timedelta(hours=approval.expires_after_hours)
+        waiting = ctx.runs.save(run.moved(
+            Status.AWAITING_APPROVAL, f"{decision.summary} Waiting for approval until {iso(expires)}.",
+            metrics=evaluation.challenger, decision=record, approval_expires_at=iso(expires),
+            deadline=iso(expires), next_action_at=""))
+        chain.release(ctx, waiting.model, waiting.run_id)
+        _supersede_waiting(ctx, waiting)
+        return
+    chain.enter(ctx, run, Status.PROMOTING, f"{decision.summary} Updating endpoints.",
+                metrics=evaluation.challenger, decision=record)
+
+
+def _supersede_waiting(ctx: Context, newer: Run) -> None:
+    """A newer passing run replaces older ones still waiting for approval."""
+    for older in ctx.runs.list(newer.model, limit=1000, status=Status.AWAITING_APPROVAL):
+        if older.run_id != newer.run_id and older.created_at <= newer.created_at:
+            try:
+                ctx.runs.save(older.moved(Status.SUPERSEDED, f"a newer run ({newer.run_id}) passed the gate "
+                                                             "while this one waited for approval",
+                                          next_action_at=""))
+            except ConcurrentUpdate:
+                pass
+
+
+# --- promote -------------------------------------------------------------------------------
+
+def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
+    target = BlobLocation.from_record(run.outputs["model"])
+    expiry = ctx.clock() + ctx.settings.model_sas_lifetime
+    located = ctx.storage.located(target.container, target.blob_name, expiry=expiry)
+    outcomes = dict(run.endpoints)
+    transient: list[str] = []
+    for spec in model.definition.endpoints:
+        if outcomes.get(spec.name, {}).get("ok"):
+            continue  # updated by an earlier delivery; only failed endpoints are retried
+        try:
+            outcome = ctx.updater(spec).update(located)
+            outcomes[spec.name] = {"ok": True, "kind": spec.kind, "changed": outcome.changed,
+                                   "served": outcome.served, "at": iso(ctx.clock())}
+        except TransientServiceError as e:
+            transient.append(spec.name)
+            outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000], "transient": True,
+                                   "at": iso(ctx.clock())}
+        except (PermanentServiceError, SettingsError) as e:
+            outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000], "at": iso(ctx.clock())}
+    failed = [name for name, o in outcomes.items() if not o.get("ok")]
+    if failed:
+        run = ctx.runs.save(replace(run, endpoints=outcomes))
+        if transient and len(transient) == len(failed):
+            raise TransientServiceError(f"endpoint(s) {', '.join(transient)} unavailable; will retry",
+                                        retry_after=None)
+        updated = [n for n, o in outcomes.items() if o.get("ok")]
+        chain.finish(ctx, run, Status.FAILED,
+                     "promotion failed on endpoint(s) " + ", ".join(
+                         f"{n} ({outcomes[n]['error'][:200]})" for n in failed)
+                     + (f"; updated: {', '.join(updated)}" if updated else "")
+                     + "; the champion did not change",
+                     error="; ".join(f"{n}: {outcomes[n]['error']}" for n in failed))
+        return
+    previous = model.champion.run_id if model.champion else None
+    now = iso(ctx.clock())
+    reason = Reason.APPROVAL if run.decided_by else Reason.POLICY
+    ctx.promotions.append(Promotion(model=run.model, key=run.run_id, from_run=previous, to_run=run.run_id,
+                                    location=target, reason=reason, at=now, by=run.decided_by or "policy",
+                                    note=(run.decision or {}).get("summary", ""), endpoints=outcomes))
+    champion = ChampionRecord(run.run_id, target, dict(run.metrics), now)
+    ctx.models.update(run.model, lambda m: None if m.champion and m.champion.run_id == run.run_id
+                      else replace(m, champion=champion))
+    served = f"now serving on {len(outcomes)} endpoint(s)" if outcomes else "no endpoints configured; champion updated"
+    chain.finish(ctx, run, Status.PROMOTED, f"promoted: {served}", endpoints=outcomes)
+

@@ -1,0 +1,84 @@
+"""The safety net: re-drive runs whose next step is overdue, end runs past their deadline, free stuck models."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+from . import chain
+from .context import Context
+from .errors import ConcurrentUpdate, RetrainError
+from .queues import STEP_FOR_STATUS
+from .runs import Run, Status, iso, parse_iso
+
+log = logging.getLogger("retrain")
+
+
+@dataclass
+class SweepReport:
+    redriven: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    admitted: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"re-driven {len(self.redriven)}, expired {len(self.expired)}, admitted {len(self.admitted)}, "
+                f"released {len(self.released)}")
+
+
+def sweep(ctx: Context) -> SweepReport:
+    report = SweepReport()
+    now = ctx.clock()
+    for run in ctx.runs.unfinished():
+        try:
+            _sweep_run(ctx, run, now, report)
+        except ConcurrentUpdate:
+            pass  # someone is working on it right now
+        except RetrainError as e:
+            log.warning("sweeper: run %s of %r: %s", run.run_id, run.model, e)
+    for model in ctx.models.list():
+        if model.active_run and chain.is_finished(ctx, model.name, model.active_run):
+            chain.release(ctx, model.name, model.active_run)
+            report.released.append(model.active_run)
+    if any((report.redriven, report.expired, report.admitted, report.released)):
+        log.info("sweeper: %s", report)
+    return report
+
+
+def _sweep_run(ctx: Context, run: Run, now, report: SweepReport) -> None:
+    if now > parse_iso(run.deadline) and run.status is not Status.PROMOTING:
+        _expire(ctx, run)
+        report.expired.append(run.run_id)
+        return
+    if run.status is Status.PENDING:
+        model = ctx.models.get(run.model)
+        if model.pending_run != run.run_id:  # active but not yet queued, or referenced by nothing
+            chain.admit(ctx, run)
+            report.admitted.append(run.run_id)
+        return
+    step = STEP_FOR_STATUS.get(run.status)
+    due = parse_iso(run.next_action_at)
+    if step is None or due is None or now < due + ctx.settings.sweep_grace:
+        return
+    # Push the due time first so one sweep's re-drive is not repeated by the next sweep.
+    saved = ctx.runs.save(replace(run, next_action_at=iso(now)))
+    ctx.queues.send_for(saved.model, saved.run_id, saved.status, poll=saved.polls)
+    report.redriven.append(run.run_id)
+    log.warning("sweeper: run %s was overdue in %s since %s; re-driven", run.run_id, run.status.value,
+                run.next_action_at)
+
+
+def _expire(ctx: Context, run: Run) -> None:
+    if run.status is Status.AWAITING_APPROVAL:
+        chain.finish(ctx, run, Status.REJECTED, f"approval expired at {run.approval_expires_at}: nobody approved "
+                     "the promotion in time")
+        return
+    if run.job_id:
+        try:
+            ctx.bes(ctx.models.get(run.model).definition).cancel(run.job_id)
+        except RetrainError as e:
+            log.warning("sweeper: could not cancel job %s: %s", run.job_id, e)
+    minutes = ctx.settings.run_timeout.total_seconds() / 60
+    chain.finish(ctx, run, Status.FAILED, f"timed out: not finished within {minutes:g} minutes (deadline "
+                 f"{run.deadline}) while {run.status.value}" + ("; its training job was cancelled" if run.job_id else ""))
+

@@ -1,0 +1,172 @@
+"""Crashes between a side effect and its state write, lost enqueues and duplicate deliveries.
+
+Whatever happens, each run ends correctly, an endpoint is PATCHed exactly once per promoted run,
+and no BES job is started beyond the one in flight.
+"""
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from retrain import sweeper
+from retrain.queues import Step
+from retrain.runs import Status
+from retrain.triggers import on_blob
+
+from .conftest import good_data
+
+
+class Crash(Exception):
+    """The worker died here (the host redelivers the message)."""
+
+
+def crash_once(monkeypatch, obj, name, when):
+    """Make `obj.name(...)` raise Crash the first time `when(*args)` holds, before or after calling through."""
+    original = getattr(obj, name)
+    state = {"fired": False}
+
+    def wrapper(*args, **kwargs):
+        if not state["fired"] and when(*args, **kwargs):
+            state["fired"] = True
+            raise Crash(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, wrapper)
+    return state
+
+
+def crash_after(monkeypatch, obj, name, when):
+    """Call through, then raise Crash the first time `when(*args)` holds: the side effect happened."""
+    original = getattr(obj, name)
+    state = {"fired": False}
+
+    def wrapper(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if not state["fired"] and when(*args, **kwargs):
+            state["fired"] = True
+            raise Crash(name)
+        return result
+
+    monkeypatch.setattr(obj, name, wrapper)
+    return state
+
+
+def saving(status):
+    return lambda run, *a, **k: run.status is status
+
+
+def patches(world):
+    return [r for r in world.requests_to("endpoint.patch") if r.get("status", 200) < 300]
+
+
+def jobs_started(world):
+    return [r for r in world.requests_to("bes.start") if r.get("status", 204) < 300]
+
+
+@pytest.fixture
+def endpoint(world):
+    world.register()
+    return world.ctx.models.get(world.model).definition.endpoints[0].url
+
+
+def finish_and_check(world, pump, run_id):
+    pump.run()
+    run = world.run(run_id)
+    assert run.status is Status.PROMOTED, run.reason
+    assert len(patches(world)) == 1, patches(world)
+    return run
+
+
+@pytest.mark.parametrize("status", [Status.QUEUED, Status.RUNNING, Status.EVALUATING, Status.PROMOTING,
+                                    Status.PROMOTED])
+def test_a_crash_before_each_state_write_is_recovered_by_redelivery(world, pump, endpoint, monkeypatch, status):
+    before = len(patches(world))
+    state = crash_once(monkeypatch, world.ctx.runs, "save", saving(status))
+    event = world.upload("census/crash.csv", good_data())
+    try:
+        result = on_blob(world.ctx, event)
+    except Crash:  # admission itself crashed: the host retries the blob trigger with the same blob
+        result = on_blob(world.ctx, event)
+    run = result.run
+    pump.run()
+    assert state["fired"]
+    run = world.run(run.run_id)
+    assert run.status is Status.PROMOTED, run.reason
+    assert len(patches(world)) - before == 1
+
+
+def test_a_crash_after_the_bes_submit_leaves_no_second_running_job(world, pump, endpoint, monkeypatch):
+    starts = len(jobs_started(world))
+    bes_class = type(world.ctx.bes(world.ctx.models.get(world.model).definition))
+    crash_after(monkeypatch, bes_class, "submit", lambda *a, **k: True)
+    run = world.land("census/submit.csv", good_data())
+    pump.run()
+    assert world.run(run.run_id).status is Status.PROMOTED
+    assert len(jobs_started(world)) - starts == 1  # the orphan job from the crashed try was never started
+
+
+def test_a_crash_after_the_endpoint_patch_does_not_patch_twice(world, pump, endpoint, monkeypatch):
+    before = len(patches(world))
+    crash_once(monkeypatch, world.ctx.promotions, "append", lambda *a, **k: True)
+    run = world.land("census/patch.csv", good_data())
+    pump.run()
+    run = world.run(run.run_id)
+    assert run.status is Status.PROMOTED, run.reason
+    assert len(patches(world)) - before == 1
+    assert len(world.ctx.promotions.history(world.model)) == 1
+
+
+def test_a_crash_after_moving_the_champion_still_ends_the_run(world, pump, endpoint, monkeypatch):
+    crash_after(monkeypatch, world.ctx.models, "update",
+                lambda name, change, *a, **k: getattr(change, "__name__", "") == "<lambda>"
+                and world.ctx.models.get(name).champion is not None)
+    run = world.land("census/champ.csv", good_data())
+    pump.run()
+    assert world.run(run.run_id).status is Status.PROMOTED
+    assert world.ctx.models.get(world.model).active_run is None
+
+
+@pytest.mark.parametrize("step", list(Step))
+def test_a_lost_enqueue_is_re_driven_by_the_sweeper(world, pump, endpoint, monkeypatch, step):
+    world.ctx.settings = replace(world.ctx.settings, sweep_grace=timedelta(0))
+    original = world.ctx.queues.send
+    lost = {"n": 0}
+
+    def send(message, delay=0):
+        if message.step is step and not lost["n"]:
+            lost["n"] += 1
+            return  # state was written, then the worker died before enqueueing
+        original(message, delay)
+
+    monkeypatch.setattr(world.ctx.queues, "send", send)
+    run = world.land("census/lost.csv", good_data())
+    pump.run()
+    assert lost["n"] == 1 and not world.run(run.run_id).terminal
+    report = sweeper.sweep(world.ctx)
+    assert run.run_id in report.redriven
+    pump.run()
+    assert world.run(run.run_id).status is Status.PROMOTED
+
+
+def test_every_message_delivered_twice_still_gives_one_job_and_one_patch(world, pump, endpoint):
+    starts, before = len(jobs_started(world)), len(patches(world))
+    original = pump.once
+
+    def twice(step):
+        client = world.ctx.queues.clients[step]
+        messages = list(client.receive_messages(max_messages=16, visibility_timeout=30))
+        for message in messages:
+            from retrain import steps
+            steps.handle(world.ctx, step, message.content)
+            steps.handle(world.ctx, step, message.content)  # the duplicate delivery
+            client.delete_message(message)
+        return len(messages)
+
+    pump.once = twice
+    run = world.land("census/twice.csv", good_data())
+    pump.run()
+    pump.once = original
+    assert world.run(run.run_id).status is Status.PROMOTED
+    assert len(jobs_started(world)) - starts == 1
+    assert len(patches(world)) - before == 1

@@ -1,0 +1,60 @@
+"""The retraining chain end to end (trigger -> submit -> check -> evaluate -> promote) on real services."""
+
+from retrain.runs import Status
+
+from .conftest import corrupted_data, good_data
+
+
+def test_first_good_data_is_trained_evaluated_and_promoted(world, pump):
+    world.register()
+    endpoint = world.model and world.ctx.models.get(world.model).definition.endpoints[0].url
+    run = world.land("census/2024-01.csv", good_data())
+    pump.run()
+    run = world.run(run.run_id)
+    assert run.status is Status.PROMOTED, run.reason
+    assert run.decision["passed"] and run.metrics["AUC"] > 0.7
+    champion = world.ctx.models.get(world.model).champion
+    assert champion.run_id == run.run_id
+    assert world.served_model(endpoint) == champion.location.uri
+    assert [s for s in ("pending", "queued", "running", "evaluating", "promoting", "promoted")
+            if s in run.step_times] == ["pending", "queued", "running", "evaluating", "promoting", "promoted"]
+
+
+def test_worse_data_is_rejected_and_the_endpoint_keeps_its_model(world, pump):
+    world.register(policy={"rules": [{"metric": "AUC", "min": 0.6, "min_improvement": 0.0}]})
+    endpoint = world.ctx.models.get(world.model).definition.endpoints[0].url
+    first = world.land("census/a.csv", good_data())
+    pump.run()
+    served = world.served_model(endpoint)
+    second = world.land("census/b.csv", corrupted_data())
+    pump.run()
+    second = world.run(second.run_id)
+    assert second.status is Status.REJECTED, second.reason
+    assert second.decision["passed"] is False and second.reason == second.decision["summary"]
+    assert world.ctx.models.get(world.model).champion.run_id == first.run_id
+    assert world.served_model(endpoint) == served
+
+
+def test_the_same_blob_twice_is_one_run(world, pump):
+    world.register()
+    event = world.upload("census/once.csv", good_data())
+    from retrain.triggers import on_blob
+    a, b = on_blob(world.ctx, event), on_blob(world.ctx, event)
+    assert a.run.run_id == b.run.run_id and a.created and not b.created
+    pump.run()
+    assert len(world.ctx.runs.list(world.model)) == 1
+
+
+def test_data_arriving_while_a_run_is_active_waits_and_latest_wins(world, pump):
+    world.register()
+    first = world.land("census/1.csv", good_data(seed=1))
+    second = world.land("census/2.csv", good_data(seed=2))
+    third = world.land("census/3.csv", good_data(seed=3))
+    assert world.run(second.run_id).status is Status.SUPERSEDED
+    assert world.run(third.run_id).status is Status.PENDING
+    assert world.ctx.models.get(world.model).pending_run == third.run_id
+    pump.run()
+    assert world.run(first.run_id).status is Status.PROMOTED
+    assert world.run(third.run_id).terminal
+    model = world.ctx.models.get(world.model)
+    assert model.active_run is None and model.pending_run is None

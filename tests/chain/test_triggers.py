@@ -1,0 +1,67 @@
+"""What blob and timer triggers do with what they are given: start a run, or record and skip."""
+
+import pytest
+
+from retrain.runs import Status, Trigger
+from retrain.triggers import BlobEvent, on_blob, on_schedule
+
+from .conftest import good_data
+
+
+def test_a_blob_under_no_models_prefix_is_skipped(world, caplog):
+    world.register(endpoints=[])
+    assert on_blob(world.ctx, world.upload("other/x.csv", good_data())) is None
+    assert "matches no registered model" in caplog.text
+
+
+@pytest.mark.parametrize("name, data, fragment", [
+    ("census/empty.csv", b"", "is empty"),
+    ("census/readme.txt", b"hello", "not a CSV/TSV"),
+    ("census/model.ilearner", b"\x00\x01", "not a CSV/TSV"),
+])
+def test_unusable_blobs_are_recorded_as_failed_runs_once(world, name, data, fragment):
+    world.register(endpoints=[])
+    event = world.upload(name, data)
+    first, second = on_blob(world.ctx, event), on_blob(world.ctx, event)
+    assert first.run.status is Status.FAILED and fragment in first.run.reason
+    assert second.run.run_id == first.run.run_id and not second.created
+
+
+@pytest.mark.parametrize("name", ["census/../x.csv", "census//x.csv", "census/a\x07b.csv"])
+def test_odd_blob_names_are_skipped_with_a_log_line(world, name, caplog):
+    world.register(endpoints=[])
+    event = BlobEvent(world.ctx.settings.training_container, name, '"0x1"', 10)
+    assert on_blob(world.ctx, event) is None
+    assert "skipped" in caplog.text
+
+
+def test_a_blob_from_another_container_is_ignored(world):
+    world.register(endpoints=[])
+    assert on_blob(world.ctx, BlobEvent("elsewhere", "census/x.csv", '"0x1"', 10)) is None
+
+
+def test_the_longest_matching_prefix_owns_the_blob(world):
+    world.register(endpoints=[])
+    world.model = "census-eu"
+    world.register(endpoints=[], data_prefix="census/eu/")
+    result = on_blob(world.ctx, world.upload("census/eu/2024.csv", good_data()))
+    assert result.run.model == "census-eu"
+
+
+def test_the_timer_retrains_scheduled_models_on_their_newest_data_once(world):
+    world.register(endpoints=[], schedule=True)
+    world.upload("census/1.csv", good_data(seed=1))
+    world.upload("census/2.csv", good_data(seed=2))
+    [outcome] = on_schedule(world.ctx)
+    assert outcome.started.run.trigger is Trigger.TIMER and outcome.started.run.data.name == "census/2.csv"
+    [again] = on_schedule(world.ctx)
+    assert again.started is None and again.message.startswith("no new data since run")
+
+
+def test_the_timer_leaves_unscheduled_models_alone_and_reports_missing_data(world):
+    world.register(endpoints=[], schedule=False)
+    assert on_schedule(world.ctx) == []
+    world.model = "census-b"
+    world.register(endpoints=[], schedule=True, data_prefix="b/")
+    [outcome] = on_schedule(world.ctx)
+    assert outcome.started is None and "no CSV/TSV blob" in outcome.message
