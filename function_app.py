@@ -93,3 +93,8 @@ def run_action(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="models/{model}/promotions", methods=["GET"])
 def promotions(req: func.HttpRequest) -> func.HttpResponse:
     return _http(api.promotions, req)
+
+
+@app.route(route="models/{model}/rollback", methods=["POST"])
+def rollback(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(api.rollback, req)

@@ -12,6 +12,7 @@ from .context import Context
 from .errors import (Conflict, DataNotFound, InvalidDataRef, InvalidModelDefinition, NoTrainingData,
                      RetrainError, SettingsError, UnknownModel, UnknownRun)
 from .models import ModelDefinition, check_model_name
+from .rollback import RollbackFailed, rollback as roll_back
 from .runs import Status
 
 log = logging.getLogger("retrain")
@@ -53,6 +54,7 @@ class BadRequest(RetrainError):
 
 
 _STATUS_OF: list[tuple[type[Exception], int]] = [
+    (RollbackFailed, 502),
     (InvalidModelDefinition, 400), (BadRequest, 400), (DataNotFound, 404), (InvalidDataRef, 400),
     (UnknownModel, 404), (UnknownRun, 404), (NoTrainingData, 409), (Conflict, 409), (SettingsError, 500),
 ]
@@ -68,6 +70,8 @@ def handle(ctx: Context, action: Callable[[Context, ApiRequest], ApiResponse], r
                 body = {"error": {"code": type(e).__name__, "message": str(e)}}
                 if isinstance(e, InvalidModelDefinition):
                     body["error"]["problems"] = e.problems
+                if isinstance(e, RollbackFailed):
+                    body["error"]["endpoints"] = e.endpoints
                 return ApiResponse(status, body)
         raise
 
@@ -157,14 +161,15 @@ def get_run(ctx: Context, request: ApiRequest) -> ApiResponse:
 
 
 def run_action(ctx: Context, request: ApiRequest) -> ApiResponse:
-    """POST .../runs/{run}/{action}: cancel (and, where a model wants it, approve or reject)."""
+    """POST .../runs/{run}/{action}: cancel, approve, reject, or retry a promotion's failed endpoints."""
     name, run_id, action = _model(request), _run_id(request), request.route.get("action", "")
     body = request.json(required=False) or {}
     by = str(body.get("by") or "api")[:100] if isinstance(body, dict) else "api"
-    actions = {"cancel": lambda: chain.cancel(ctx, name, run_id, by=by)}
+    actions = {"cancel": chain.cancel, "approve": chain.approve, "reject": chain.reject,
+               "retry": chain.retry_promotion}
     if action not in actions:
         raise BadRequest(f"unknown action {action!r}; use one of {', '.join(sorted(actions))}")
-    return ApiResponse(200, actions[action]().to_public())
+    return ApiResponse(200, actions[action](ctx, name, run_id, by=by).to_public())
 
 
 def _run_id(request: ApiRequest) -> str:
@@ -180,3 +185,17 @@ def promotions(ctx: Context, request: ApiRequest) -> ApiResponse:
     name = _model(request)
     ctx.models.get(name)
     return ApiResponse(200, {"model": name, "promotions": [p.to_public() for p in ctx.promotions.history(name)]})
+
+
+def rollback(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """POST /api/models/{model}/rollback {"to_run"?: id, "by"?: who, "note"?: why}."""
+    name = _model(request)
+    body = request.json(required=False) or {}
+    if not isinstance(body, dict) or set(body) - {"to_run", "by", "note"}:
+        raise BadRequest('the body must be a JSON object with optional "to_run", "by" and "note"')
+    to_run = body.get("to_run")
+    if to_run is not None and (not isinstance(to_run, str) or not to_run.isalnum()):
+        raise BadRequest("to_run must be a run id")
+    result = roll_back(ctx, name, to_run=to_run, by=str(body.get("by") or "api")[:100],
+                       note=str(body.get("note") or "")[:1000])
+    return ApiResponse(200, {"model": name, "promotion": result.promotion.to_public()})

@@ -163,3 +163,43 @@ def is_finished(ctx: Context, model: str, run_id: str) -> bool:
     return run is None or run.terminal or run.status is Status.AWAITING_APPROVAL
 
 
+
+
+def approve(ctx: Context, model: str, run_id: str, *, by: str) -> Run:
+    """A person lets a run that passed the gate go on to promotion."""
+    run = _awaiting(ctx, model, run_id, "approved")
+    try:
+        return enter(ctx, replace(run, deadline=iso(ctx.clock() + ctx.settings.run_timeout)), Status.PROMOTING,
+                     f"approved by {by}; updating endpoints", decided_by=by)
+    except ConcurrentUpdate:
+        raise Conflict(f"run {run_id} changed while approving; look at it again") from None
+
+
+def reject(ctx: Context, model: str, run_id: str, *, by: str) -> Run:
+    """A person turns down a run that passed the gate."""
+    run = _awaiting(ctx, model, run_id, "rejected")
+    try:
+        return finish(ctx, run, Status.REJECTED, f"rejected by {by} during approval", decided_by=by)
+    except ConcurrentUpdate:
+        raise Conflict(f"run {run_id} changed while rejecting; look at it again") from None
+
+
+def retry_promotion(ctx: Context, model: str, run_id: str, *, by: str) -> Run:
+    """Try the endpoints that failed again (the ones already updated are left alone)."""
+    run = ctx.runs.get(model, run_id)
+    failed = [name for name, outcome in run.endpoints.items() if not outcome.get("ok")]
+    if run.status is not Status.FAILED or not failed:
+        raise Conflict(f"run {run_id} is {run.status.value}; only a run whose promotion failed on some "
+                       "endpoint can be retried")
+    try:
+        return enter(ctx, replace(run, deadline=iso(ctx.clock() + ctx.settings.run_timeout)), Status.PROMOTING,
+                     f"retrying endpoint(s) {', '.join(failed)} (asked by {by})", error="")
+    except ConcurrentUpdate:
+        raise Conflict(f"run {run_id} changed while retrying; look at it again") from None
+
+
+def _awaiting(ctx: Context, model: str, run_id: str, verb: str) -> Run:
+    run = ctx.runs.get(model, run_id)
+    if run.status is not Status.AWAITING_APPROVAL:
+        raise Conflict(f"run {run_id} is {run.status.value}; only a run awaiting approval can be {verb}")
+    return run

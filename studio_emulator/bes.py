@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from .blobs import BlobRef
+from .blobs import BlobRef, parse_reference
 from .config import TrainingService
 from .context import Context, context
 from .errors import BadArgument, BlobError, module_error
@@ -26,8 +26,8 @@ BASE = "/workspaces/{ws}/services/{svc}/jobs"
 router = APIRouter()
 
 
-def _service(request: Request, ws: str, svc: str) -> tuple[Context, TrainingService]:
-    """404s first, then the key, then the api-version (the order the real service answers in)."""
+def _service(ws: str, svc: str, request: Request) -> tuple[Context, TrainingService]:
+    """Dependency: 404s first, then the key, then the api-version, all before the body is parsed."""
     ctx = context(request)
     service = ctx.training(ws, svc)
     require_key(request, service.api_key)
@@ -36,8 +36,8 @@ def _service(request: Request, ws: str, svc: str) -> tuple[Context, TrainingServ
 
 
 @router.post(BASE, name="bes.submit")
-def submit(ws: str, svc: str, request: Request, body: Any = Depends(json_body)) -> JSONResponse:
-    ctx, service = _service(request, ws, svc)
+def submit(ws: str, svc: str, found: tuple = Depends(_service), body: Any = Depends(json_body)) -> JSONResponse:
+    ctx, service = found
     job_id = uuid.uuid4().hex
     spec, outputs = build_spec(ctx, service, body, job_id)
     ctx.runner.submit(Job(id=job_id, workspace=ws, service=svc, state=NOT_STARTED, spec=spec.to_dict(),
@@ -46,16 +46,16 @@ def submit(ws: str, svc: str, request: Request, body: Any = Depends(json_body)) 
 
 
 @router.post(BASE + "/{job_id}/start", status_code=204, name="bes.start")
-def start(ws: str, svc: str, job_id: str, request: Request) -> Response:
-    ctx, _ = _service(request, ws, svc)
+def start(ws: str, svc: str, job_id: str, found: tuple = Depends(_service)) -> Response:
+    ctx, _ = found
     job = ctx.runner.get(job_id, ws, svc)  # 404 before arming any job fault
     ctx.runner.start(job_id, ws, svc, ctx.faults.take_job() if job.state == NOT_STARTED else None)
     return Response(status_code=204)
 
 
 @router.get(BASE + "/{job_id}", name="bes.status")
-def status(ws: str, svc: str, job_id: str, request: Request) -> dict:
-    ctx, service = _service(request, ws, svc)
+def status(ws: str, svc: str, job_id: str, found: tuple = Depends(_service)) -> dict:
+    ctx, service = found
     job = ctx.runner.get(job_id, ws, svc)
     code = job.status_code
     results = None
@@ -67,8 +67,8 @@ def status(ws: str, svc: str, job_id: str, request: Request) -> dict:
 
 
 @router.delete(BASE + "/{job_id}", status_code=204, name="bes.cancel")
-def cancel(ws: str, svc: str, job_id: str, request: Request) -> Response:
-    ctx, _ = _service(request, ws, svc)
+def cancel(ws: str, svc: str, job_id: str, found: tuple = Depends(_service)) -> Response:
+    ctx, _ = found
     ctx.runner.cancel(job_id, ws, svc)
     return Response(status_code=204)
 
@@ -182,7 +182,7 @@ def _data_location(ctx: Context, service: TrainingService, body: dict, params: d
         if inputs.get(service.input) is None:
             raise BadArgument("BatchJobInputsNotSpecified",
                               f"The following required input(s) were not specified with the request: {service.input}.")
-        return _blob_reference(ctx, inputs[service.input], f"input '{service.input}'")
+        return parse_reference(inputs[service.input], f"input '{service.input}'")
     value = params.get(service.data_parameter or "", "")
     if not value:
         raise BadArgument("BatchJobInputsNotSpecified",
@@ -202,28 +202,6 @@ def _location(ctx: Context, value: str) -> BlobRef:
     if "/" not in value.strip("/"):
         raise ValueError(f"{value!r} is neither a blob URL nor 'container/path'")
     return BlobRef.in_account(ctx.config.storage.connection_string, value)
-
-
-def _blob_reference(ctx: Context, raw: Any, what: str) -> BlobRef:
-    """`{ConnectionString, RelativeLocation}` or `{BaseLocation, RelativeLocation, SasBlobToken}`."""
-    if not isinstance(raw, dict):
-        raise BadArgument("RequestBodyInvalid", f"The blob reference for {what} must be a JSON object.")
-    relative = raw.get("RelativeLocation")
-    if not relative or not isinstance(relative, str) or "/" not in relative.strip("/"):
-        raise BadArgument("InvalidBlobReference",
-                          f"The blob reference for {what} needs RelativeLocation 'container/blob'.")
-    if raw.get("ConnectionString"):
-        try:
-            return BlobRef.in_account(raw["ConnectionString"], relative)
-        except ValueError as e:
-            raise BadArgument("InvalidBlobReference", f"The blob reference for {what}: {e}.") from None
-    if raw.get("BaseLocation"):
-        base = raw["BaseLocation"]
-        if not isinstance(base, str) or not base.lower().startswith(("http://", "https://")):
-            raise BadArgument("InvalidBlobReference", f"The BaseLocation for {what} must be an http(s) URL.")
-        return BlobRef.from_sas_parts(base, relative, raw.get("SasBlobToken") or "")
-    raise BadArgument("InvalidBlobReference",
-                      f"The blob reference for {what} needs ConnectionString, or BaseLocation and SasBlobToken.")
 
 
 def _check_readable(ref: BlobRef, what: str) -> None:
@@ -248,7 +226,7 @@ def _outputs(ctx: Context, service: TrainingService, raw: Any, job_id: str) -> d
     outputs: dict[str, BlobRef] = {}
     for name, extensions in names.items():
         if raw.get(name) is not None:
-            ref = _blob_reference(ctx, raw[name], f"output '{name}'")
+            ref = parse_reference(raw[name], f"output '{name}'")
             if ref.extension not in extensions:
                 raise BadArgument("InvalidBlobExtension",
                                   f"The blob for output '{name}' must end in "

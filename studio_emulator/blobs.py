@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -10,7 +11,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 from azure.storage.blob import (BlobClient, BlobSasPermissions, BlobServiceClient, ContentSettings,
                                 generate_blob_sas)
 
-from .errors import BlobError
+from .errors import BadArgument, BlobError
 
 _CLIENT_OPTIONS = {"retry_total": 2, "connection_timeout": 10, "read_timeout": 60}
 
@@ -166,3 +167,25 @@ def _reason(e: HttpResponseError) -> str:
     code = getattr(e, "error_code", None) or ""
     status = getattr(e, "status_code", None)
     return f"HTTP {status} {code}".strip()
+
+
+def parse_reference(raw: Any, what: str) -> BlobRef:
+    """`{ConnectionString, RelativeLocation}` or `{BaseLocation, RelativeLocation, SasBlobToken}`."""
+    if not isinstance(raw, dict):
+        raise BadArgument("RequestBodyInvalid", f"The blob reference for {what} must be a JSON object.")
+    relative = raw.get("RelativeLocation")
+    if not relative or not isinstance(relative, str) or "/" not in relative.strip("/"):
+        raise BadArgument("InvalidBlobReference",
+                          f"The blob reference for {what} needs RelativeLocation 'container/blob'.")
+    if raw.get("ConnectionString"):
+        try:
+            return BlobRef.in_account(raw["ConnectionString"], relative)
+        except ValueError as e:
+            raise BadArgument("InvalidBlobReference", f"The blob reference for {what}: {e}.") from None
+    if raw.get("BaseLocation"):
+        base = raw["BaseLocation"]
+        if not isinstance(base, str) or not base.lower().startswith(("http://", "https://")):
+            raise BadArgument("InvalidBlobReference", f"The BaseLocation for {what} must be an http(s) URL.")
+        return BlobRef.from_sas_parts(base, relative, raw.get("SasBlobToken") or "")
+    raise BadArgument("InvalidBlobReference",
+                      f"The blob reference for {what} needs ConnectionString, or BaseLocation and SasBlobToken.")

@@ -9,6 +9,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from . import training
+from .blobs import BlobRef
+from .errors import BadArgument, BlobError
 
 
 class ModelFiles:
@@ -56,3 +58,17 @@ class ModelFiles:
         if not model_id.isalnum():
             raise ValueError("bad model id")
         return self.root / f"{model_id}.ilearner"
+
+    def fetch(self, ref: BlobRef, what: str = "trained model") -> str:
+        """Download, validate and keep a model from a blob; BadArgument says which of those steps failed."""
+        try:
+            blob = ref.read()
+        except BlobError as e:
+            raise BadArgument("BlobNotFound" if e.missing else "BlobNotReadable",
+                              f"The {what} cannot be downloaded: {e}") from None
+        try:
+            return self.add(blob)
+        except training.InvalidModelFile as e:
+            raise BadArgument("InvalidTrainedModel",
+                              f"The blob '{ref.uri}' is not a trained model (.ilearner) this service can load: {e}") \
+                from None

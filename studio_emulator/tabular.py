@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,11 @@ def read_table(data: bytes, file_format: str = "csv") -> pd.DataFrame:
     header = _header(data, sep)
     _check_header(header)
     try:
-        frame = pd.read_csv(io.BytesIO(data), sep=sep, engine="c", index_col=False, low_memory=False)
+        with warnings.catch_warnings():
+            # Chunked parsing (low_memory) keeps the parser's peak memory down; a column whose chunks
+            # disagree on type comes back as object, which the schema treats as categorical anyway.
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            frame = pd.read_csv(io.BytesIO(data), sep=sep, engine="c", index_col=False, low_memory=True)
     except pd.errors.EmptyDataError:
         raise TrainingDataError(3, 'Input "Dataset" is null or empty: no header row.', MODULE) from None
     except pd.errors.ParserError as exc:

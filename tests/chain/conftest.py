@@ -8,6 +8,7 @@ host behaviour is exercised separately through devhost in the end-to-end tests.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -117,10 +118,10 @@ class World:
         r = requests.post(f"{self.emulator.url}/_admin/faults", json=fault, timeout=10)
         assert r.status_code < 300, r.text
 
-    def requests_to(self, route: str) -> list[dict]:
-        log = requests.get(f"{self.emulator.url}/_admin/requests", timeout=10).json()
-        entries = log.get("requests", log) if isinstance(log, dict) else log
-        return [e for e in entries if e.get("route") == route]
+    def requests_to(self, method: str, path_pattern: str) -> list[dict]:
+        """Requests the emulator served (its admin request log), by method and path regex."""
+        log = requests.get(f"{self.emulator.url}/_admin/requests", timeout=10).json()["requests"]
+        return [e for e in log if e["method"] == method and re.search(path_pattern, e["path"])]
 
 
 class Pump:

@@ -10,10 +10,10 @@ from retrain.runs import Status
 from .conftest import TRAIN_KEY, WS_TOKEN, good_data
 
 
-def call(world, action, method="GET", body=None, query=None, **route):
+def call(world, handler, method="GET", body=None, query=None, **route):
     raw = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
     route.setdefault("model", world.model)
-    response = api.handle(world.ctx, action, api.ApiRequest(method, route, query or {}, raw))
+    response = api.handle(world.ctx, handler, api.ApiRequest(method, route, query or {}, raw))
     json.dumps(response.body)  # always serialisable
     return response
 
@@ -70,13 +70,13 @@ def test_unknown_model_is_404(world):
 
 def test_retrain_defaults_to_the_newest_blob_and_answers_202_with_the_run_location(world):
     call(world, api.model, "PUT", definition(world))
-    world.upload("census/old.csv", good_data(seed=1))
-    world.upload("census/new.csv", good_data(seed=2))
+    world.upload("census/2024-05.csv", good_data(seed=1))
+    world.upload("census/2024-06.csv", good_data(seed=2))
     world.upload("census/notes.txt", b"not data")
     response = call(world, api.retrain, "POST")
     assert response.status == 202
     run = response.body["run"]
-    assert run["data"]["name"] == "census/new.csv"
+    assert run["data"]["name"] == "census/2024-06.csv"  # same second: the later name wins
     assert response.headers["Location"] == f"/api/models/census/runs/{run['run_id']}"
     again = call(world, api.retrain, "POST")
     assert again.status == 200 and again.body["duplicate"] and again.body["run"]["run_id"] == run["run_id"]

@@ -57,11 +57,11 @@ def saving(status):
 
 
 def patches(world):
-    return [r for r in world.requests_to("endpoint.patch") if r.get("status", 200) < 300]
+    return [r for r in world.requests_to("PATCH", "/endpoints/") if r.get("status", 200) < 300]
 
 
 def jobs_started(world):
-    return [r for r in world.requests_to("bes.start") if r.get("status", 204) < 300]
+    return [r for r in world.requests_to("POST", "/jobs/[^/]+/start$") if r.get("status", 204) < 300]
 
 
 @pytest.fixture

@@ -29,14 +29,14 @@ def test_a_job_that_outlives_the_deadline_is_cancelled_and_the_run_fails(world, 
     run = world.run(run.run_id)
     assert run.status is Status.FAILED and run.reason.startswith("timed out")
     assert "cancelled" in run.reason
-    assert any(r["path"].endswith(run.job_id) for r in world.requests_to("bes.cancel"))
+    assert any(r["path"].endswith(run.job_id) for r in world.requests_to("DELETE", "/jobs/[^/]+$"))
 
 
 def test_throttling_and_server_errors_are_retried_until_the_run_succeeds(world, pump):
     world.register()
-    world.inject(route="bes.submit", status=429, retry_after=1, count=1)
-    world.inject(route="bes.status", status=503, count=3)
-    world.inject(route="endpoint.patch", status=500, count=1)
+    world.inject(method="POST", path="/jobs$", status=429, retry_after=1, count=1)
+    world.inject(method="GET", path="/jobs/[^/]+$", status=503, count=3)
+    world.inject(method="PATCH", path="/endpoints/", status=500, count=1)
     run = world.land("census/flaky.csv", good_data())
     pump.run()
     assert world.run(run.run_id).status is Status.PROMOTED
@@ -45,7 +45,7 @@ def test_throttling_and_server_errors_are_retried_until_the_run_succeeds(world, 
 def test_a_service_that_keeps_failing_fails_the_run_after_the_retry_budget(world, pump):
     world.register()
     world.ctx.settings = replace(world.ctx.settings, transient_retry_limit=2)
-    world.inject(route="bes.submit", status=500, count=50)
+    world.inject(method="POST", path="/jobs$", status=500, count=50)
     run = world.land("census/down.csv", good_data())
     pump.run(until=lambda: world.run(run.run_id).terminal, timeout=60)
     run = world.run(run.run_id)
@@ -54,7 +54,7 @@ def test_a_service_that_keeps_failing_fails_the_run_after_the_retry_budget(world
 
 def test_a_garbled_answer_is_not_taken_for_a_result(world, pump):
     world.register()
-    world.inject(route="bes.status", status=200, malformed=True, count=2)
+    world.inject(method="GET", path="/jobs/[^/]+$", status=200, malformed=True, count=2)
     run = world.land("census/garbled.csv", good_data())
     pump.run()
     assert world.run(run.run_id).status is Status.PROMOTED
@@ -99,7 +99,7 @@ def test_cancelling_a_running_run_cancels_its_job(world, pump):
     pump.run(until=lambda: world.run(run.run_id).status is Status.RUNNING)
     cancelled = chain.cancel(world.ctx, world.model, run.run_id, by="alice")
     assert cancelled.status is Status.CANCELLED and cancelled.reason == "cancelled by alice"
-    assert any(r["path"].endswith(cancelled.job_id) for r in world.requests_to("bes.cancel"))
+    assert any(r["path"].endswith(cancelled.job_id) for r in world.requests_to("DELETE", "/jobs/[^/]+$"))
     pump.run()
     assert world.run(run.run_id).status is Status.CANCELLED
 

@@ -72,7 +72,7 @@ def test_an_unknown_metric_with_a_direction_is_accepted():
 
 @pytest.mark.parametrize("written, canonical", [
     ("auc", "AUC"), ("f-score", "F-Score"), ("F Score", "F-Score"),
-    ("root mean squared error", "Root Mean Squared Error"),
+    ("root mean squared error", "Root Mean Squared Error"), ("root_mean_squared_error", "Root Mean Squared Error"),
     ("Macro averaged recall", "Macro-averaged recall"), ("  AUC ", "AUC"),
 ])
 def test_a_known_metric_is_matched_ignoring_case_spaces_and_hyphens_and_stored_as_studio_spells_it(written, canonical):

@@ -1,0 +1,255 @@
+// Model retraining on Azure Functions (Flex Consumption), for `azd up`. See infra/README.md.
+//
+// Creates, in one resource group: a user-assigned identity; a storage account without shared keys
+// (containers training-data + retrain-outputs + the deployment package, the four step queues, the
+// three state tables); a Key Vault for the ML service keys; Log Analytics + Application Insights;
+// the Flex Consumption plan and Function App with identity-based app settings; the role assignments;
+// and the Event Grid system topic on the storage account. The Event Grid subscription for the blob
+// trigger is created by the postdeploy hook (infra/hooks/postdeploy.sh), after the code is deployed.
+
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name: names the resource group and seeds the unique resource token.')
+param environmentName string
+
+@minLength(1)
+@description('Region for all resources; it must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID): may write Key Vault secrets and upload training data. Empty to skip.')
+param principalId string = ''
+
+@description('Resource group name; default rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Names of the app settings that hold ML service keys (a model definition\'s training.key_setting and endpoints[].key_setting). Each becomes a Key Vault reference to the secret of the same name with "_" replaced by "-".')
+param mlKeySettingNames array = []
+
+// --- app settings read by the app (retrain/settings.py) and by function_app.py (%NAME%) ---------------
+
+@description('TRAINING_CONTAINER: the container the blob trigger watches.')
+param trainingContainerName string = 'training-data'
+
+@description('OUTPUT_CONTAINER: where BES writes trained models and metrics; never the watched container.')
+param outputContainerName string = 'retrain-outputs'
+
+@description('RETRAIN_TABLE_PREFIX: tables <prefix>models, <prefix>runs, <prefix>promotions.')
+param tablePrefix string = 'retrain'
+
+@description('RETRAIN_SCHEDULE: NCRONTAB (six fields, seconds first, UTC) of the scheduled retrain.')
+param retrainSchedule string = '0 0 2 * * *'
+
+@description('SWEEP_SCHEDULE: NCRONTAB of the sweeper that re-drives overdue runs.')
+param sweepSchedule string = '0 */5 * * * *'
+
+param runTimeoutMinutes int = 120
+param checkInitialDelaySeconds int = 5
+param checkMaxDelaySeconds int = 300
+param transientRetryLimit int = 8
+param sweepGraceSeconds int = 300
+param modelSasMinutes int = 60
+
+// --- hosting --------------------------------------------------------------------------------------
+
+@allowed(['3.10', '3.11', '3.12'])
+param pythonVersion string = '3.11'
+
+@minValue(1)
+@maxValue(1000)
+@description('Flex Consumption scale-out cap (instances).')
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var serviceName = 'retrain' // the service key in azure.yaml
+var functionAppName = 'func-retrain-${resourceToken}'
+var keyVaultName = 'kv-${resourceToken}'
+var deploymentContainerName = 'app-package'
+// function_app.py binds one queue-triggered step to each (retrain/queues.py Step.queue).
+var stepQueueNames = [
+  'retrain-submit'
+  'retrain-check'
+  'retrain-evaluate'
+  'retrain-promote'
+]
+// retrain/context.py: {prefix}models, {prefix}runs, {prefix}promotions.
+var tableNames = [
+  '${tablePrefix}models'
+  '${tablePrefix}runs'
+  '${tablePrefix}promotions'
+]
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'core/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-retrain-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'core/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'core/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    containerNames: [
+      deploymentContainerName
+      trainingContainerName
+      outputContainerName
+    ]
+    queueNames: stepQueueNames
+    tableNames: tableNames
+  }
+}
+
+module keyVault 'core/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+  }
+}
+
+module eventGridTopic 'core/eventgrid-topic.bicep' = {
+  name: 'eventgrid-topic'
+  scope: rg
+  params: {
+    name: 'evgt-${resourceToken}'
+    location: location // a system topic lives in its source's region
+    tags: tags
+    storageAccountName: storage.outputs.name
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    identityPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: principalId
+  }
+}
+
+// Every app setting the app reads. Storage is identity-based for both the host and the app: the exact
+// settings AzureWebJobsStorage / RETRAIN_STORAGE (connection strings) are deliberately absent, since an
+// exact setting would win over the __ prefix.
+var appSettings = {
+  AzureWebJobsStorage__blobServiceUri: storage.outputs.blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: storage.outputs.tableEndpoint
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+
+  // function_app.py STORAGE = "RETRAIN_STORAGE": the blob trigger, the queue triggers and the SDK
+  // clients (retrain/storage.py) resolve this one name. The Event Grid blob trigger needs the queue URI too.
+  RETRAIN_STORAGE__blobServiceUri: storage.outputs.blobEndpoint
+  RETRAIN_STORAGE__queueServiceUri: storage.outputs.queueEndpoint
+  RETRAIN_STORAGE__tableServiceUri: storage.outputs.tableEndpoint
+  RETRAIN_STORAGE__credential: 'managedidentity'
+  RETRAIN_STORAGE__clientId: identity.outputs.clientId
+
+  // ARM calls (arm endpoint kind): DefaultAzureCredential -> ManagedIdentityCredential(AZURE_CLIENT_ID);
+  // "prod" keeps it to environment, workload identity and managed identity (no developer tools).
+  AZURE_CLIENT_ID: identity.outputs.clientId
+  AZURE_TOKEN_CREDENTIALS: 'prod'
+
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+
+  // SDK-type blob binding (azurefunctions-extensions-bindings-blob), as in local.settings.sample.json.
+  PYTHON_ENABLE_INIT_INDEXING: '1'
+
+  TRAINING_CONTAINER: trainingContainerName
+  OUTPUT_CONTAINER: outputContainerName
+  RETRAIN_TABLE_PREFIX: tablePrefix
+  RETRAIN_SCHEDULE: retrainSchedule
+  SWEEP_SCHEDULE: sweepSchedule
+  RUN_TIMEOUT_MINUTES: string(runTimeoutMinutes)
+  CHECK_INITIAL_DELAY_SECONDS: string(checkInitialDelaySeconds)
+  CHECK_MAX_DELAY_SECONDS: string(checkMaxDelaySeconds)
+  TRANSIENT_RETRY_LIMIT: string(transientRetryLimit)
+  SWEEP_GRACE_SECONDS: string(sweepGraceSeconds)
+  MODEL_SAS_MINUTES: string(modelSasMinutes)
+}
+
+// ML service keys: Key Vault references (resolved by the platform with the app's identity). The
+// secrets are set after deployment (infra/README.md); the versionless reference follows new versions.
+var mlKeyReferences = toObject(mlKeySettingNames, setting => setting, setting => '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${replace(setting, '_', '-')})')
+
+module functionApp 'app/function.bicep' = {
+  name: 'function'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: serviceName
+    identityId: identity.outputs.id
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    appSettings: union(appSettings, mlKeyReferences)
+    pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+  // The host's first start needs its storage roles and the Key Vault role in place.
+  dependsOn: [
+    rbac
+    keyVault
+  ]
+}
+
+// Outputs become azd environment values (azd env get-values); the postdeploy hook reads them.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.name
+output TRAINING_CONTAINER string = trainingContainerName
+output OUTPUT_CONTAINER string = outputContainerName
+output ML_KEY_SETTING_NAMES string = join(mlKeySettingNames, ',')

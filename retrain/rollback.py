@@ -1,0 +1,86 @@
+"""Rollback: point every endpoint back at an earlier model, in one call, with a history row."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+
+from .context import Context
+from .errors import Conflict, PermanentServiceError, SettingsError, TransientServiceError
+from .models import ChampionRecord
+from .promotions import Promotion, Reason
+from .runs import Status, iso
+
+log = logging.getLogger("retrain")
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    promotion: Promotion
+    endpoints: dict[str, dict]
+
+
+class RollbackFailed(Conflict):
+    """Some endpoint refused the earlier model; the champion did not move (`endpoints` says which)."""
+
+    def __init__(self, message: str, endpoints: dict[str, dict]):
+        self.endpoints = endpoints
+        super().__init__(message)
+
+
+def rollback(ctx: Context, model: str, *, to_run: str | None = None, by: str = "api",
+             note: str = "") -> RollbackResult:
+    """To the model that served before the current champion, or to a named run that was once promoted."""
+    state = ctx.models.get(model)
+    promoting = ctx.runs.list(model, limit=1000, status=Status.PROMOTING)
+    if promoting:
+        raise Conflict(f"run {promoting[0].run_id} is promoting right now; roll back after it ends")
+    if state.champion is None:
+        raise Conflict(f"model {model!r} has no champion yet: there is nothing to roll back from")
+    history = ctx.promotions.history(model)
+    target = _target(history, state.champion.run_id, to_run)
+    run = ctx.runs.find(model, target.to_run)
+    expiry = ctx.clock() + ctx.settings.model_sas_lifetime
+    located = ctx.storage.located(target.location.container, target.location.blob_name, expiry=expiry)
+    outcomes: dict[str, dict] = {}
+    for spec in state.definition.endpoints:
+        try:
+            outcome = ctx.updater(spec).update(located)
+            outcomes[spec.name] = {"ok": True, "kind": spec.kind, "changed": outcome.changed, "served": outcome.served}
+        except (TransientServiceError, PermanentServiceError, SettingsError) as e:
+            outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000]}
+    failed = [name for name, o in outcomes.items() if not o["ok"]]
+    if failed:
+        raise RollbackFailed(f"rollback to run {target.to_run} failed on endpoint(s) {', '.join(failed)}; the "
+                             "champion did not change (endpoints that were updated now serve the earlier model; "
+                             "retry the rollback)", outcomes)
+    now = iso(ctx.clock())
+    promotion = Promotion(model=model, key=f"rollback-{now[:19].replace(':', '')}-{uuid.uuid4().hex[:6]}",
+                          from_run=state.champion.run_id, to_run=target.to_run, location=target.location,
+                          reason=Reason.ROLLBACK, at=now, by=by, note=note or f"rolled back by {by}",
+                          endpoints=outcomes)
+    ctx.promotions.append(promotion)
+    champion = ChampionRecord(target.to_run, target.location, dict(run.metrics) if run else {}, now)
+    ctx.models.update(model, lambda m: replace(m, champion=champion))
+    log.info("model=%s rolled back from %s to %s by %s", model, state.champion.run_id, target.to_run, by)
+    return RollbackResult(promotion, outcomes)
+
+
+def _target(history: list[Promotion], current: str, to_run: str | None) -> Promotion:
+    if to_run:
+        for promotion in history:
+            if promotion.to_run == to_run:
+                if to_run == current:
+                    raise Conflict(f"run {to_run} is already the champion")
+                return promotion
+        raise Conflict(f"run {to_run} never served as this model's champion; roll back to one of: "
+                       + (", ".join(dict.fromkeys(p.to_run for p in history)) or "none"))
+    # The newest history row that put something other than the current champion in place.
+    earlier = [p for p in history if p.to_run != current]
+    served_before = next((p for p in history if p.to_run == current), None)
+    if served_before and served_before.from_run:
+        earlier = [p for p in history if p.to_run == served_before.from_run] or earlier
+    if not earlier:
+        raise Conflict("there is no earlier model to roll back to (only one model was ever promoted)")
+    return earlier[0]
