@@ -14,7 +14,10 @@ of 1 row and of 1,000 rows (bounded loops). It prints one table and stops what i
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -201,8 +204,6 @@ class TreeSampler:
 
 def bes_job(url: str, blobs, location: str, out_container: str) -> dict:
     """Submit, start and poll one job; returns client-seen seconds and the final status."""
-    from tests.emulator_world import Blobs  # noqa: F401  (type only)
-
     base = f"{url}/workspaces/{WORKSPACE}/services/{TRAIN_SERVICE}/jobs"
     auth = {"Authorization": f"Bearer {TRAIN_KEY}"}
     body = {
@@ -322,8 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             emulator.stop()
         if azurite:
             azurite.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
     debug = job["debug"]
+    header, first = list(csv.reader(io.StringIO(evaluation)))[:2]
+    metrics = dict(zip(header, first))
     mib = 2**20
     table = [
         ("dataset", f"{args.rows:,} rows x {len(NUMERIC) + len(CATEGORICAL) + 1} cols, {size_mb:.0f} MiB CSV, learner {args.learner}"),
@@ -336,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         ("job process peak RSS (/_debug)", f"{debug.get('peak_rss_bytes', 0) / mib:.0f} MiB "
                                              f"(at start {debug.get('start_rss_bytes', 0) / mib:.0f} MiB)"),
         ("emulator process tree peak RSS (psutil)", f"{tree.peak / mib:.0f} MiB"),
-        ("hold-out metrics (row 1)", evaluation.splitlines()[1] if evaluation else "?"),
+        ("hold-out AUC / Accuracy (evaluation row 1)", f"{metrics.get('AUC', '?')} / {metrics.get('Accuracy', '?')}"),
         (f"RRS 1 row x {small['requests']}", f"p50 {small['p50_ms']:.1f} ms, p99 {small['p99_ms']:.1f} ms, {small['rps']:.1f} req/s"),
         (f"RRS 1,000 rows x {large['requests']}", f"p50 {large['p50_ms']:.1f} ms, p99 {large['p99_ms']:.1f} ms, "
                                                f"{large['rps']:.1f} req/s ({large['rps'] * 1000:,.0f} rows/s)"),

@@ -8,7 +8,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
@@ -212,7 +212,7 @@ class BlobListener:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self.poller.stop.is_set():
+        while not self.poller.stop.is_set() and not self.poller.exit.is_set():
             try:
                 busy = self._scan()
             except AzureError as e:

@@ -89,7 +89,8 @@ class DevHost:
         self.functions: tuple[FunctionSpec, ...] = ()
         self.config: HostConfig | None = None
         self._applied: AppliedSettings | None = None
-        self._stop = threading.Event()
+        self._stop = threading.Event()    # take no new work
+        self._exit = threading.Event()    # listener threads end (after in-flight work settled)
         self._pool: WorkerPool | None = None
         self._invoker: Invoker | None = None
         self._clients: StorageClients | None = None
@@ -155,7 +156,7 @@ class DevHost:
         self._log_functions()
 
     def _poller(self) -> Poller:
-        poller = Poller(self._stop)
+        poller = Poller(self._stop, self._exit)
         self._pollers.append(poller)
         return poller
 
@@ -170,17 +171,19 @@ class DevHost:
         self.nudge()
         if self._server:
             self._server.shutdown()
-        for listener in [*self._queue_listeners, *self._blob_listeners]:
-            listener.join(5)
         if self._timers:
             self._timers.join(5)
         clean = True
         if self._pool:
-            self._pool.cancel_queued()
-            clean = self._pool.wait_idle(grace)
+            self._pool.cancel_queued()           # not started: their messages are released at once
+            clean = self._pool.wait_idle(grace)  # queue leases keep being renewed meanwhile
             if not clean:
                 log.warning("devhost: %d invocation(s) still running after %.0fs; leaving them", self._pool.running,
                             grace)
+        self._exit.set()
+        self.nudge()
+        for listener in [*self._queue_listeners, *self._blob_listeners]:
+            listener.join(5)
         for listener in self._queue_listeners:
             listener.release_all()
         self._teardown()

@@ -30,14 +30,15 @@ class Backoff:
 
 @dataclass
 class Poller:
-    """A listener's thread control: a stop flag shared by the host and a wake-up event of its own."""
+    """A listener's thread control: host-wide `stop` (take no new work) and `exit` (end the thread), and a wake-up."""
 
     stop: threading.Event
+    exit: threading.Event
     wake: threading.Event = field(default_factory=threading.Event)
 
     def sleep(self, seconds: float) -> None:
-        """Wait up to `seconds`, less if nudged or stopped."""
-        if seconds > 0 and not self.stop.is_set():
+        """Wait up to `seconds`, less if nudged or told to exit."""
+        if seconds > 0 and not self.exit.is_set():
             self.wake.wait(seconds)
         self.wake.clear()
 

@@ -148,10 +148,11 @@ class QueueListener:
             pass
 
     def _run(self) -> None:
-        while not self.poller.stop.is_set():
+        """Receive until the host stops; keep renewing leases of running invocations until it exits."""
+        while not self.poller.exit.is_set():
             try:
                 self._renew_due()
-                got = self._poll_once()
+                got = 0 if self.poller.stop.is_set() else self._poll_once()
             except AzureError as e:
                 self._log_storage_error(e)
                 got = 0

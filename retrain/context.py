@@ -13,7 +13,8 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
 
 from .bes import BesClient
-from .endpoints import EndpointSpec, EndpointUpdater, arm_credential, updater_for
+from .endpoints import EndpointSpec, EndpointUpdater, updater_for
+from .identity import STATIC_TOKEN_SETTING, StaticTokenCredential, arm_credential
 from .errors import SettingsError
 from .http import RetryPolicy, new_session
 from .models import ModelDefinition, ModelRegistry
@@ -31,7 +32,7 @@ class Context:
     env: Mapping[str, str]
     session: requests.Session = field(default_factory=new_session)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    credential: Callable[[], TokenCredential] = arm_credential
+    credential: Callable[[], TokenCredential] | None = None  # the ARM identity; from settings when None
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
     def __post_init__(self):
@@ -41,6 +42,9 @@ class Context:
         self.runs = RunStore(tables.get_table_client(f"{prefix}runs"))
         self.promotions = PromotionLog(tables.get_table_client(f"{prefix}promotions"))
         self.queues = StepQueues(self.storage)
+        if self.credential is None:
+            static = (self.env.get(STATIC_TOKEN_SETTING) or "").strip()
+            self.credential = (lambda: StaticTokenCredential(static)) if static else arm_credential
         self._ready = False
 
     @classmethod
@@ -72,6 +76,9 @@ class Context:
         value = (self.env.get(setting) or "").strip()
         if not value:
             raise SettingsError(f"app setting {setting!r} ({purpose}) is not set")
+        if value.startswith("@Microsoft.KeyVault("):
+            raise SettingsError(f"app setting {setting!r} ({purpose}) is an unresolved Key Vault reference: "
+                                "check the secret exists and the app's identity may read it")
         return value
 
     def bes(self, definition: ModelDefinition) -> BesClient:
@@ -80,7 +87,7 @@ class Context:
 
     def updater(self, spec: EndpointSpec) -> EndpointUpdater:
         return updater_for(spec, secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
-                           credential=self.credential, session=self.session)
+                           credential=self.credential, session=self.session, retry=self.retry)
 
 
 _context: Context | None = None

@@ -32,7 +32,8 @@ class EndpointSpec:
     key_setting: str | None = None  # classic: app setting holding the workspace token or endpoint key
     name: str | None = None  # label for records; default derived from the URL
 
-    def __post_init__(self):
+    def problems(self) -> list[str]:
+        """What is wrong with this spec (empty when usable); the model registry reports these with the rest."""
         problems = []
         if self.kind not in KINDS:
             problems.append(f"endpoint kind {self.kind!r} is not one of {', '.join(KINDS)}")
@@ -41,16 +42,18 @@ class EndpointSpec:
             problems.append(f"endpoint URL {redact_url(self.url or '')!r} is not an http(s) URL")
         if not (self.resource_name or "").strip():
             problems.append("endpoint resource_name (the trained model's resource name) is empty")
-        if problems:
-            raise InvalidModelDefinition(problems)
+        if self.kind == "classic" and not self.key_setting:
+            problems.append("a classic endpoint needs key_setting: the app setting holding its workspace token "
+                            "or endpoint key")
+        return problems
 
     @property
     def label(self) -> str:
         """`name`, else the endpoint's (classic) or web service's (arm) own name from the URL."""
         if self.name:
             return self.name
-        segments = [s for s in urlsplit(self.url).path.split("/") if s]
-        return segments[-1] if segments else self.url
+        segments = [s for s in urlsplit(self.url or "").path.split("/") if s]
+        return segments[-1] if segments else (self.url or "endpoint")
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,13 @@ class ArmWebService:
             location["credentials"] = model.sas_token
         else:
             location.pop("credentials", None)
-        response = self._send("PUT", self.url, json=definition, expect_json=False)
+        try:
+            response = self._send("PUT", self.url, json=definition, expect_json=False)
+        except PermanentServiceError as exc:
+            if exc.status != 409:  # 409: another operation is in progress (a concurrent writer); try later
+                raise
+            raise TransientServiceError(str(exc), status=409, code=exc.code, detail_code=exc.detail_code,
+                                        retry_after=self._poll_interval) from None
         self._await(response)
         after = self._get()
         served = _asset_uri(self._asset(after))
@@ -248,16 +257,14 @@ class ArmWebService:
 
 
 def updater_for(spec: EndpointSpec, *, secret: Callable[[str], str], credential: Callable[[], TokenCredential],
-                session: requests.Session | None = None) -> EndpointUpdater:
+                session: requests.Session | None = None, retry: RetryPolicy | None = None) -> EndpointUpdater:
     """The updater for `spec.kind`; `secret(name)` reads an app setting, `credential()` gives the ARM identity."""
+    problems = spec.problems()
+    if problems:
+        raise InvalidModelDefinition(problems)
     if spec.kind == "classic":
-        if not spec.key_setting:
-            raise InvalidModelDefinition(["a classic endpoint needs key_setting: the app setting "
-                                          "holding its workspace token or endpoint key"])
-        return ClassicEndpoint(spec, secret(spec.key_setting), session=session)
-    if spec.kind == "arm":
-        return ArmWebService(spec, credential(), session=session)
-    raise InvalidModelDefinition([f"endpoint kind {spec.kind!r} is not one of {', '.join(KINDS)}"])
+        return ClassicEndpoint(spec, secret(spec.key_setting), session=session, retry=retry or RetryPolicy())
+    return ArmWebService(spec, credential(), session=session)
 
 
 # --- wire helpers ------------------------------------------------------------------------------

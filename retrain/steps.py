@@ -303,7 +303,7 @@ def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) ->
     failed = [name for name, o in outcomes.items() if not o.get("ok")]
     if failed:
         run = ctx.runs.save(replace(run, endpoints=outcomes))
-        if transient and len(transient) == len(failed):
+        if transient and len(transient) == len(failed) and run.transient_failures < ctx.settings.transient_retry_limit:
             raise TransientServiceError(f"endpoint(s) {', '.join(transient)} unavailable; will retry",
                                         retry_after=None)
         updated = [n for n, o in outcomes.items() if o.get("ok")]

@@ -50,13 +50,13 @@ def create_app(config: EmulatorConfig, data_dir: Path, *, enable_faults: bool = 
     def healthz() -> dict:
         return {"status": "ok"}
 
-    app.include_router(bes.router)
-    app.include_router(rrs.router)
-    app.include_router(management.router)
-    app.include_router(arm.router)
-    app.include_router(debug.router)
+    routers = [bes.router, rrs.router, management.router, arm.router, debug.router]
     if enable_faults:
-        app.include_router(faults.router)
+        routers.append(faults.router)
+    for router in routers:
+        app.include_router(router)
+    # The routes themselves (FastAPI wraps included routers), so the fault middleware can name a request's route.
+    app.state.named_routes = [route for router in routers for route in router.routes]
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class ConfigError(Exception):
     """The workspace config file is unreadable or invalid; the message names the field."""
@@ -55,20 +57,6 @@ class NotFound(ServiceError):
     code = "NotFound"
 
 
-class Conflict(ServiceError):
-    """409: the resource exists in a state that forbids the request."""
-
-    status = 409
-    code = "Conflict"
-
-
-class InternalError(ServiceError):
-    """500: the emulator itself failed (a bug, or an injected fault)."""
-
-    status = 500
-    code = "InternalError"
-
-
 class ArmError(ServiceError):
     """An ARM-style error: `{"error":{"code","message"}}` with the ARM code itself at top level."""
 
@@ -91,8 +79,6 @@ class BlobError(Exception):
 
 def module_error(code: int, message: str, module: str) -> str:
     """A failed job's `Details` as the real BES wrote them: a JSON envelope around the module's numbered error."""
-    import json
-
     outer = (("LibraryExecutionError", "Module execution encountered an internal library error.") if code == 1000
              else ("ModuleExecutionError", "Module execution encountered an error."))
     return json.dumps({"error": {"code": outer[0], "message": outer[1], "details": [

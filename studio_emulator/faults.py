@@ -158,7 +158,7 @@ class Faults:
 
 def route_name(request: Request) -> str | None:
     """The name of the route this request will reach (e.g. "bes.submit"), before routing happens."""
-    for route in request.app.router.routes:
+    for route in request.app.state.named_routes:
         match, _ = route.matches(request.scope)
         if match == Match.FULL:
             return getattr(route, "name", None)

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 import skops.io as sio
 
-from studio_emulator.schema import CoercionError, FeatureSpec, coerce_column
+from studio_emulator.schema import CoercionError, FeatureSpec, coerce_column, coerce_values
 from studio_emulator.training_errors import InvalidModelFile, ScoringInputError
 
 FORMAT = "studio_emulator.ilearner"
@@ -72,9 +73,10 @@ class TrainedModel:
 
     def predict(self, frame: pd.DataFrame) -> Prediction:
         """Labels (binary: P(positive) >= 0.5) and per-class probabilities."""
-        if self.task == "regression":
-            return Prediction(np.asarray(self.pipeline.predict(frame), dtype=np.float64), None, [])
-        probabilities = self.pipeline.predict_proba(frame)
+        with sklearn.config_context(skip_parameter_validation=True):  # fitted already: skip re-validation
+            if self.task == "regression":
+                return Prediction(np.asarray(self.pipeline.predict(frame), dtype=np.float64), None, [])
+            probabilities = self.pipeline.predict_proba(frame)
         fitted = list(self.pipeline.classes_)
         order = [fitted.index(c) for c in self.classes]
         probabilities = probabilities[:, order]
@@ -98,14 +100,18 @@ class TrainedModel:
                 "Input is missing feature column(s) the model needs: " + ", ".join(f'"{m}"' for m in missing) + "."
             )
         index = {name: names.index(name) for name in self.features}
-        columns = {name: pd.Series([row[i] for row in rows], dtype=object) for name, i in index.items()}
         try:
-            frame = self.prepare(columns)
+            frame = pd.DataFrame(
+                {spec.name: coerce_values(spec, [row[index[spec.name]] for row in rows]) for spec in self.specs}
+            )
         except CoercionError as exc:
             raise ScoringInputError(
                 f'Column "{exc.column}" expects {exc.kind} values: "{exc.value}" at row {exc.row} cannot be converted.'
             ) from None
-        prediction = self.predict(frame) if rows else None
+        try:
+            prediction = self.predict(frame) if rows else None
+        except ValueError as exc:  # a last line of defence: scikit-learn refused the prepared input
+            raise ScoringInputError(f"The model cannot score this input: {exc}") from None
         return self._table(names, rows, prediction)
 
     def _table(self, names: list[str], rows: list[list], prediction: Prediction | None) -> ScoredTable:
@@ -117,24 +123,25 @@ class TrainedModel:
             out_names.append("Scored Labels")
             out_types.append("Double")
             if prediction is not None:
-                scored = [[render(v, "Double")] for v in prediction.labels]
+                scored = [[_double(v)] for v in prediction.labels.tolist()]
         elif self.task == "binary":
             out_names += ["Scored Labels", "Scored Probabilities"]
             out_types += [self.label_type, "Double"]
             if prediction is not None:
                 scored = [
-                    [render(label, self.label_type), render(p, "Double")]
-                    for label, p in zip(prediction.labels, prediction.probabilities[:, 1])
+                    [render(label, self.label_type), _double(p)]
+                    for label, p in zip(prediction.labels.tolist(), prediction.probabilities[:, 1].tolist())
                 ]
         else:
             out_names += [f'Scored Probabilities for Class "{c}"' for c in self.classes] + ["Scored Labels"]
             out_types += ["Double"] * len(self.classes) + [self.label_type]
             if prediction is not None:
                 scored = [
-                    [render(p, "Double") for p in probs] + [render(label, self.label_type)]
-                    for probs, label in zip(prediction.probabilities, prediction.labels)
+                    [_double(p) for p in probs] + [render(label, self.label_type)]
+                    for probs, label in zip(prediction.probabilities.tolist(), prediction.labels.tolist())
                 ]
-        values = [[render(v, None) for v in row] + extra for row, extra in zip(rows, scored or [[]] * len(rows))]
+        echoed = [[v if v.__class__ is str else render(v, None) for v in row] for row in rows]  # text as sent
+        values = [row + extra for row, extra in zip(echoed, scored or [[]] * len(rows))]
         return ScoredTable(out_names, out_types, values)
 
 
@@ -153,6 +160,11 @@ def render(value: Any, studio_type: str | None) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return str(value)
+
+
+def _double(value: float) -> str:
+    """A Double as Studio renders it (15 significant digits); NaN as empty."""
+    return "" if value != value else f"{value:.15g}"
 
 
 def _infer_type(values: list) -> str:

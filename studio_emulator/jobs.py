@@ -61,6 +61,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._procs: dict[str, multiprocessing.Process] = {}
+        self._closing = threading.Event()
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["studio_emulator.worker"])
 
@@ -82,6 +83,7 @@ class JobRunner:
 
     def close(self) -> None:
         """Stop the workers and terminate running children (they are failed as 'restarted' on next open)."""
+        self._closing.set()
         for _ in self._threads:
             self._queue.put(None)
         with self._lock:
@@ -156,12 +158,6 @@ class JobRunner:
         return {"id": job_id, "workspace": body["workspace"], "service": body["service"],
                 "state": body["state"], "details": body["details"], **body["meta"]}
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for _, body in self.store.all(KIND):
-            out[body["state"]] = out.get(body["state"], 0) + 1
-        return out
-
     # --- the pool --------------------------------------------------------------------------
 
     def _work(self) -> None:
@@ -176,6 +172,8 @@ class JobRunner:
                 self._end(job_id, FAILED, details="Error 0000: the emulator failed to run the job (see its log).")
 
     def _run(self, job_id: str) -> None:
+        if self._closing.is_set():
+            return  # left Queued: failed as "restarted" on next open
         won = []
 
         def claim(d: dict) -> dict | None:
@@ -199,8 +197,8 @@ class JobRunner:
             self._procs.pop(job_id, None)
             self._cancel.discard(job_id)
         receiver.close()
-        if cancelled:
-            return
+        if cancelled or self._closing.is_set():
+            return  # cancelled: already recorded; closing: left Running, failed as "restarted" on next open
         if report is None:
             self._end(job_id, FAILED, details=module_error(
                 0, f"The job's process ended unexpectedly (exit code {proc.exitcode}).", "Execute"),

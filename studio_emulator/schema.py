@@ -88,6 +88,33 @@ def coerce_column(spec: FeatureSpec, series: pd.Series, first_row: int = 1) -> p
     return _as_numeric(spec, series, first_row)
 
 
+def coerce_values(spec: FeatureSpec, values: list, first_row: int = 1) -> np.ndarray | pd.Series:
+    """coerce_column for a plain list (an RRS column), with a numpy fast path for clean numbers."""
+    if spec.kind == NUMERIC:
+        try:
+            numbers = np.asarray(values, dtype=np.float64)  # numbers, numeric strings, None -> NaN
+        except (TypeError, ValueError):
+            pass  # blanks, words, booleans-as-text: the careful path says which value is wrong
+        else:
+            infinite = np.isinf(numbers)
+            if infinite.any():
+                position = int(np.flatnonzero(infinite)[0])
+                raise CoercionError(spec.name, first_row + position, values[position], "finite numeric")
+            return numbers
+    elif spec.kind == CATEGORICAL:
+        return np.asarray([_level(v) for v in values], dtype=object)
+    return coerce_column(spec, pd.Series(values, dtype=object), first_row)
+
+
+def _level(value: object) -> object:
+    """One categorical value: text as is, other values as text, missing (None, NaN, blank) as NaN."""
+    if value is None or (isinstance(value, float) and value != value):
+        return np.nan
+    if isinstance(value, str):
+        return value if value.strip() else np.nan
+    return str(value)
+
+
 def _missing(series: pd.Series) -> pd.Series:
     """None, NaN and empty/blank strings are missing values (CSV readers treat an empty field as missing)."""
     blank = series.map(lambda v: isinstance(v, str) and not v.strip())
@@ -98,14 +125,7 @@ def _as_categorical(series: pd.Series) -> pd.Series:
     if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
         return series.astype(object).where(series.notna(), np.nan)
 
-    def level(value: object) -> object:
-        if value is None or (isinstance(value, float) and value != value):
-            return np.nan
-        if isinstance(value, str):
-            return value if value.strip() else np.nan
-        return str(value)
-
-    return pd.Series([level(v) for v in series.tolist()], index=series.index, dtype=object)
+    return pd.Series([_level(v) for v in series.tolist()], index=series.index, dtype=object)
 
 
 def _as_numeric(spec: FeatureSpec, series: pd.Series, first_row: int) -> pd.Series:

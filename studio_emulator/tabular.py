@@ -88,7 +88,8 @@ def _check_short_rows(data: bytes, frame: pd.DataFrame, sep: str, expected: int)
     """pandas pads short rows with NaN silently; rescan with the csv module only when the last column has gaps."""
     if frame.empty or not frame.iloc[:, -1].isna().any():
         return
-    reader = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace")), delimiter=sep)
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="replace", newline="")
+    reader = csv.reader(text, delimiter=sep)
     for number, fields in enumerate(reader, start=1):
         if fields and len(fields) != expected:
             raise _ragged(reader.line_num if reader.line_num else number, len(fields), expected)

@@ -11,19 +11,21 @@ Codes used (numbers and titles from the Studio module error reference):
 
 | code | when |
 |---|---|
-| 0001 | label column (or a baseline's feature column) not found in the dataset |
+| 0001 | the label column is not in the dataset |
 | 0002 | a hyperparameter is unknown for the learner, or its value cannot be parsed |
 | 0003 | the input is empty (0 bytes, or no columns) |
-| 0008 | a recipe parameter is out of range (holdout not in (0, 1)) |
+| 0008 | a recipe parameter or hyperparameter value is out of range (holdout not in (0, 1), C < 0, ...) |
 | 0010 | the baseline model's feature columns are not in the new dataset |
 | 0013 | the learner is unknown, or does not fit the task |
+| 0016 | a baseline model's column has another type than the dataset's (e.g. numeric vs text) |
 | 0018 | the dataset is not valid (duplicate column names) |
-| 0021 | too few rows (header only, or too few for the hold-out split) |
-| 0023 | the label column is not valid for the task (missing values, non-numeric, one class, too many classes) |
+| 0020 | the dataset has only the label column, no features |
+| 0021 | too few rows (header only, too few for the hold-out split, a class with a single row) |
+| 0023 | the label column is not valid for the task (missing values, non-numeric, one class, >2 classes for binary) |
 | 0033 | a feature holds an infinite value |
-| 0049 | the file cannot be parsed (bad encoding, unterminated quote, bad ARFF) |
-| 0062 | the baseline model was trained for another task or label |
-| 1000 | ragged rows (the AFx library's "All rows must have same number of elements") |
+| 0049 | the file cannot be parsed (bad encoding, unterminated quote, bad ARFF), or the baseline is not a model |
+| 0062 | the baseline model was trained for another task, label or set of classes |
+| 1000 | ragged rows (the AFx library's "All rows must have same number of elements"), or scikit-learn refused the data |
 """
 
 from __future__ import annotations

@@ -68,6 +68,8 @@ FROM_PARAMETER = TrainingService("census-train-gp", "train-key-gp", "binary", "l
 NUMERIC = TrainingService("census-train-numeric", "train-key-numeric", "binary", "label", status_codes="numbers")
 PREDICTIVE = PredictiveService("census-predict", "predict-key", "predict-key-2")
 ARM = ArmService("00000000-0000-0000-0000-00000000cafe", "retrain-rg", "census-arm", "arm-score-key")
+# Mutated by tests/emulator/test_arm.py only, so `ARM` stays as configured for everyone else.
+ARM_SCRATCH = ArmService(ARM.subscription, ARM.resource_group, "census-arm-scratch", "arm-scratch-key")
 
 
 def workspace_config(initial_model: Path) -> dict:
@@ -98,6 +100,9 @@ def workspace_config(initial_model: Path) -> dict:
         "arm": {"token": ARM_TOKEN, "provisioning_seconds": 0.3, "web_services": [
             {"subscription": ARM.subscription, "resource_group": ARM.resource_group, "name": ARM.name,
              "trained_model": ARM.trained_model, "api_key": ARM.api_key, "initial_model": str(initial_model)},
+            {"subscription": ARM_SCRATCH.subscription, "resource_group": ARM_SCRATCH.resource_group,
+             "name": ARM_SCRATCH.name, "trained_model": ARM_SCRATCH.trained_model, "api_key": ARM_SCRATCH.api_key,
+             "initial_model": str(initial_model)},
         ]},
     }
 
@@ -228,6 +233,7 @@ class EmulatorWorld:
     numeric: TrainingService = NUMERIC
     predictive: PredictiveService = PREDICTIVE
     arm: ArmService = ARM
+    arm_scratch: ArmService = ARM_SCRATCH
 
     def bes_url(self, service: TrainingService | str) -> str:
         """The service's base URL, `{base}/jobs?api-version=2.0` submits."""

@@ -147,11 +147,12 @@ class Pump:
             client.delete_message(message)
         return count
 
-    def run(self, until: Callable[[], bool] | None = None, timeout: float = 90) -> None:
-        """Deliver until `until()` holds, or until no message is left (visible or delayed)."""
+    def run(self, until: Callable[[], bool] | None = None, timeout: float = 90,
+            only: tuple[Step, ...] = tuple(Step)) -> None:
+        """Deliver (the `only` steps) until `until()` holds, or until no message is left (visible or delayed)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            delivered = sum(self.once(step) for step in Step)
+            delivered = sum(self.once(step) for step in only)
             if until is not None and until():
                 return
             if not delivered:

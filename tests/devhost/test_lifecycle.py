@@ -74,9 +74,9 @@ def test_stopped_host_no_longer_serves_http(start_host):
 
 def test_drain_raises_naming_what_is_pending_when_time_runs_out(sample, start_host):
     host = start_host()
-    sample.send("SAMPLE_QUEUE", "sleep-1.5")
+    sample.send("SAMPLE_QUEUE", "sleep-1")
     with pytest.raises(DrainTimeout, match=f"queue {sample.name('SAMPLE_QUEUE')}: 1 message"):
-        host.drain(timeout=0.5)
+        host.drain(timeout=0.3)
     host.drain(timeout=10)
 
 

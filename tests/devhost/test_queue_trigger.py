@@ -63,3 +63,10 @@ def test_one_slow_invocation_does_not_hold_up_the_others(sample, start_host):
     wait_for(lambda: [d for d in sample.results("queue") if d["body"] == "quick"], timeout=1.8, what="quick message")
     host.drain(timeout=10)
     assert sorted(d["body"] for d in sample.results("queue")) == ["quick", "sleep-2"]
+
+
+def test_a_long_invocation_keeps_its_message_invisible_by_renewing_the_lease(sample, start_host):
+    host = start_host(queue_lease=1.0)   # without renewal the message would reappear after 1 s
+    sample.send("SAMPLE_QUEUE", "sleep-2.5")
+    host.drain(timeout=10)
+    assert [d["dequeue_count"] for d in sample.results("queue")] == [1]

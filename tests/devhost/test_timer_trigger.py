@@ -39,3 +39,29 @@ def test_the_admin_route_passes_input_to_a_queue_function_as_the_message_body(sa
                          timeout=5).status_code == 202
     wait_for(lambda: sample.results("queue"), what="queue record")
     assert sample.results("queue")[0]["body"] == "by hand"
+
+
+def test_run_on_startup_fires_once_when_the_host_starts():
+    import threading
+
+    import azure.functions as func
+
+    from devhost.app import read_functions
+    from devhost.connections import StorageClients
+    from devhost.invoker import Invoker, WorkerPool
+    from devhost.timers import TimerScheduler, TimerTrigger
+
+    app = func.FunctionApp()
+    seen = []
+
+    @app.timer_trigger(arg_name="timer", schedule="0 0 0 1 1 *", run_on_startup=True)
+    def at_start(timer: func.TimerRequest) -> None:
+        seen.append(timer.past_due)
+
+    [spec] = read_functions(app)
+    pool, stop = WorkerPool(1), threading.Event()
+    scheduler = TimerScheduler([TimerTrigger.of(spec)], Invoker(StorageClients({}), {}), pool, stop)
+    scheduler.start(schedule=False)
+    assert pool.wait_idle(5)
+    pool.shutdown()
+    assert seen == [False]

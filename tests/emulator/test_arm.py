@@ -8,8 +8,10 @@ import pytest
 import requests
 
 from tests.datasets import BINARY_FEATURES, binary_csv, binary_features
+from tests.emulator_world import ARM_SCRATCH
 
 API = {"api-version": "2017-01-01"}
+SVC = ARM_SCRATCH  # the ARM web service these tests may change
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,7 @@ def inverted_model() -> bytes:
 
 
 def _get(w, **params):
-    return requests.get(w.arm_url(), params={**API, **params}, headers=w.auth(w.arm_token))
+    return requests.get(w.arm_url(SVC.name), params={**API, **params}, headers=w.auth(w.arm_token))
 
 
 def _resource_asset(definition: dict) -> dict:
@@ -37,7 +39,7 @@ def _put_model(w, relative: str, *, credentials: bool = True, sas_in_uri: bool =
         asset["locationInfo"] = {"uri": uri, "credentials": w.blobs.sas(relative)}
     else:
         asset["locationInfo"] = {"uri": uri}
-    return requests.put(w.arm_url(), params=API, json=definition, headers=w.auth(w.arm_token))
+    return requests.put(w.arm_url(SVC.name), params=API, json=definition, headers=w.auth(w.arm_token))
 
 
 def _follow(w, response, timeout: float = 30) -> dict:
@@ -52,7 +54,7 @@ def _follow(w, response, timeout: float = 30) -> dict:
 
 def _labels(w, rows) -> list[str]:
     body = {"Inputs": {"input1": {"ColumnNames": BINARY_FEATURES, "Values": rows}}, "GlobalParameters": {}}
-    r = requests.post(w.arm_rrs_url(), json=body, headers=w.auth(w.arm.api_key))
+    r = requests.post(w.arm_rrs_url(SVC.name), json=body, headers=w.auth(SVC.api_key))
     assert r.status_code == 200, r.text
     return [row[-2] for row in r.json()["Results"]["output1"]["value"]["Values"]]
 
@@ -62,7 +64,7 @@ def test_get_returns_the_definition_with_the_trained_model_asset(emulator_world)
     r = _get(w)
     assert r.status_code == 200
     d = r.json()
-    assert d["type"] == "Microsoft.MachineLearning/webServices" and d["name"] == w.arm.name
+    assert d["type"] == "Microsoft.MachineLearning/webServices" and d["name"] == SVC.name
     assert d["properties"]["provisioningState"] == "Succeeded"
     assert _resource_asset(d)["name"] == w.arm.trained_model
 
@@ -154,7 +156,7 @@ def test_a_put_while_provisioning_is_409(emulator_world, reset_faults, inverted_
     w = emulator_world
     relative = w.blobs.upload(w.blobs.container("arm"), "model.ilearner", inverted_model)
     first = _put_model(w, relative)
-    second = requests.put(w.arm_url(), params=API, json=first.json(), headers=w.auth(w.arm_token))
+    second = requests.put(w.arm_url(SVC.name), params=API, json=first.json(), headers=w.auth(w.arm_token))
     assert second.status_code == 409
     _follow(w, first)
 
@@ -163,19 +165,19 @@ def test_a_definition_without_the_resource_asset_is_400(emulator_world):
     w = emulator_world
     definition = _get(w).json()
     definition["properties"]["assets"] = {}
-    r = requests.put(w.arm_url(), params=API, json=definition, headers=w.auth(w.arm_token))
+    r = requests.put(w.arm_url(SVC.name), params=API, json=definition, headers=w.auth(w.arm_token))
     assert r.status_code == 400
 
 
 def test_scoring_needs_the_web_services_api_key(emulator_world):
     w = emulator_world
     body = {"Inputs": {"input1": {"ColumnNames": BINARY_FEATURES, "Values": binary_features(1)}}}
-    r = requests.post(w.arm_rrs_url(), json=body, headers=w.auth("wrong"))
+    r = requests.post(w.arm_rrs_url(SVC.name), json=body, headers=w.auth("wrong"))
     assert r.status_code == 401
 
 
 def test_list_keys_returns_the_scoring_key(emulator_world):
     w = emulator_world
-    r = requests.post(w.arm_url() + "/listKeys", params=API, headers=w.auth(w.arm_token))
+    r = requests.post(w.arm_url(SVC.name) + "/listKeys", params=API, headers=w.auth(w.arm_token))
     assert r.status_code == 200
-    assert r.json()["primary"] == w.arm.api_key
+    assert r.json()["primary"] == SVC.api_key

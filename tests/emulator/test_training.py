@@ -508,3 +508,25 @@ def test_scoring_tolerates_missing_values_and_unseen_categories(binary_model):
     table = load_model(binary_model).score(["x1", "x2", "noise", "color"], [["", None, "0", "ultraviolet"]])
     assert table.values[0][:4] == ["", "", "0", "ultraviolet"]
     assert 0.0 <= float(table.values[0][-1]) <= 1.0
+
+
+def test_scoring_an_infinite_number_is_refused_naming_the_column(binary_model):
+    with pytest.raises(ScoringInputError, match='"x1".*"inf"'):
+        load_model(binary_model).score(["x1", "x2", "noise", "color"], [["inf", "2", "0", "red"]])
+
+
+def test_baseline_column_of_another_type_is_error_0016(binary_model):
+    df = frame().drop(columns=["price", "segment"])
+    df["x2"] = np.where(df["x2"] > 0, "up", "down")
+    error = error_of(df.to_csv(index=False).encode(), recipe("binary"), baseline=binary_model)
+    assert error.code == 16 and '"x2"' in error.message
+
+
+def test_dataset_with_only_the_label_column_is_error_0020():
+    assert error_of(b"bought\nyes\nno\n", recipe("binary")).code == 20
+
+
+def test_short_row_is_found_even_when_the_last_column_has_real_gaps():
+    data = b"x1,x2,bought\n1,,yes\n3,4,no\n5,6\n"
+    error = error_of(data, recipe("binary", label="x1"))
+    assert error.code == 1000 and "line 4" in error.message

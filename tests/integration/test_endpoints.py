@@ -19,7 +19,7 @@ from retrain import identity
 from retrain.endpoints import (ArmWebService, ClassicEndpoint, EndpointSpec, UpdateOutcome, arm_credential,
                                updater_for)
 from retrain.errors import (AuthenticationFailed, InvalidModelDefinition, PermanentServiceError, ProvisioningFailed,
-                            VerificationFailed)
+                            TransientServiceError, VerificationFailed)
 from retrain.http import RetryPolicy
 from retrain.identity import ARM_SCOPE, StaticTokenCredential
 from retrain.locations import BlobLocation
@@ -249,6 +249,28 @@ def test_arm_update_after_a_failed_provisioning_puts_again(emulator_world, new_m
     assert service.current_model() == model.uri
 
 
+def test_arm_update_redelivered_while_provisioning_waits_and_makes_no_second_put(emulator_world, new_model,
+                                                                                reset_faults):
+    """A promote that PUT, crashed, and is redelivered while ARM is still provisioning that PUT."""
+    model = new_model()
+    url, headers = emulator_world.arm_url() + "?api-version=2017-01-01", emulator_world.auth(emulator_world.arm_token)
+    definition = requests.get(url, headers=headers, timeout=10).json()
+    asset = next(a for a in definition["properties"]["assets"].values() if a["type"] == "Resource")
+    asset["locationInfo"] = {"uri": model.uri, "credentials": model.sas_token}
+    assert requests.put(url, json=definition, headers=headers, timeout=10).status_code == 200
+    outcome = arm(emulator_world).update(model)
+    assert outcome.changed is False and outcome.served == model.uri
+    assert served(reset_faults, ARM_PUT) == [200]  # only the first delivery's PUT
+
+
+def test_arm_put_refused_by_another_operation_in_progress_is_transient(emulator_world, new_model, reset_faults):
+    conflict = {"error": {"code": "AnotherOperationInProgress", "message": "still provisioning"}}
+    reset_faults.inject(**ARM_PUT, status=409, body=conflict, count=1)
+    with pytest.raises(TransientServiceError) as info:
+        arm(emulator_world).update(new_model())
+    assert info.value.status == 409 and info.value.code == "AnotherOperationInProgress"
+
+
 def test_arm_put_retried_after_503_then_succeeds(emulator_world, new_model, reset_faults):
     reset_faults.inject(**ARM_PUT, status=503, count=1)
     model = new_model()
@@ -327,9 +349,11 @@ def test_classic_spec_without_key_setting_is_an_invalid_definition():
     ("classic", "management.azureml.net/x", "M"),
     ("arm", "https://management.azure.com/x", " "),
 ])
-def test_endpoint_spec_rejects_bad_kind_url_or_resource(kind, url, resource):
+def test_updater_for_rejects_a_spec_with_bad_kind_url_or_resource(kind, url, resource):
+    spec = EndpointSpec(kind, url, resource, key_setting="K")  # constructing it is fine: the registry reports
+    assert len(spec.problems()) == 1
     with pytest.raises(InvalidModelDefinition):
-        EndpointSpec(kind, url, resource)
+        updater_for(spec, secret=lambda n: "k", credential=lambda: StaticTokenCredential("t"))
 
 
 def test_endpoint_label_defaults_to_the_last_url_segment():

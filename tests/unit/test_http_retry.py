@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 
 from retrain import http
 from retrain.errors import AuthenticationFailed, PermanentServiceError, TransientServiceError
