@@ -82,13 +82,12 @@ def build_spec(ctx: Context, service: TrainingService, body: Any, job_id: str) -
     params = _global_parameters(service, body.get("GlobalParameters"))
     recipe = _recipe(service, params)
     data = _data_location(ctx, service, body, params)
-    _check_readable(data, "input")
     outputs = _outputs(ctx, service, body.get("Outputs"), job_id)
+    _check_readable(data, "input")  # last: the only check that costs a storage round trip
     spec = JobSpec(job_id=job_id, data=data, recipe=recipe,
                    model_output=outputs[service.outputs.model],
                    evaluation_output=outputs[service.outputs.evaluation],
-                   baseline_parameter=service.baseline_parameter,
-                   outputs={service.outputs.model: "model", service.outputs.evaluation: "evaluation"})
+                   baseline_parameter=service.baseline_parameter)
     baseline = params.get(service.baseline_parameter, "")
     if baseline:
         try:

@@ -21,7 +21,7 @@ def read_table(data: bytes, file_format: str = "csv") -> pd.DataFrame:
     fmt = (file_format or "csv").lower().lstrip(".")
     if fmt not in FORMATS:
         raise TrainingDataError(49, f'File format "{file_format}" is not supported; use one of {", ".join(FORMATS)}.', MODULE)
-    if not data or not data.strip():
+    if not data or data.isspace():
         raise TrainingDataError(3, 'Input "Dataset" is null or empty: the file has 0 bytes of data.', MODULE)
     if fmt == "arff":
         return _read_arff(data)
@@ -45,7 +45,8 @@ def read_table(data: bytes, file_format: str = "csv") -> pd.DataFrame:
 
 
 def _header(data: bytes, sep: str) -> list[str]:
-    first = data.split(b"\n", 1)[0].rstrip(b"\r")
+    end = data.find(b"\n")
+    first = (data if end < 0 else data[:end]).rstrip(b"\r")  # slice, not split: no copy of the whole file
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -8,7 +8,7 @@ import os
 import resource
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from . import training
 from .blobs import BlobRef
@@ -28,7 +28,6 @@ class JobSpec:
     baseline_parameter: str = "Baseline model"
     delay_seconds: float = 0.0
     fail_details: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)  # output name -> "model" | "evaluation"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from devhost.host import DevHost
-from devhost_testkit import Sample, make_script_root
+from .devhost_testkit import Sample, make_script_root
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from devhost_testkit import make_script_root
+from .devhost_testkit import make_script_root
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import requests
 
+from .devhost_testkit import HOST_JSON, make_script_root
+
 
 def test_route_parameters_and_query_reach_the_function_and_the_response_comes_back(start_host):
     host = start_host()
@@ -63,7 +65,6 @@ def test_function_keys_are_not_required_locally(start_host):
 
 
 def test_the_route_prefix_comes_from_host_json(start_host, tmp_path):
-    from devhost_testkit import HOST_JSON, make_script_root
     root = make_script_root(tmp_path / "root", {**HOST_JSON, "extensions": {
         **HOST_JSON["extensions"], "http": {"routePrefix": "v1"}}})
     host = start_host(root)

@@ -10,7 +10,7 @@ import requests
 
 from devhost.errors import DrainTimeout, MissingSettingError, SettingsFileError
 from devhost.host import DevHost
-from devhost_testkit import make_script_root, wait_for
+from .devhost_testkit import make_script_root, wait_for
 
 
 def test_a_missing_setting_stops_start_up_naming_the_setting_and_the_function(sample, sample_root):

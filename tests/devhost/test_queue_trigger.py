@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from devhost_testkit import wait_for
+from .devhost_testkit import wait_for
 
 
 def test_a_base64_message_is_decoded_and_delivered_as_a_queue_message(sample, start_host):

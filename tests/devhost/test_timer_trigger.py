@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from devhost_testkit import wait_for
+from .devhost_testkit import wait_for
 
 
 def test_the_admin_route_fires_a_timer_now(sample, start_host):

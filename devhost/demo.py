@@ -1,0 +1,290 @@
+"""The demo: data lands, a model is retrained, evaluated, promoted or rejected, and predictions change.
+
+`./dev demo` starts Azurite, the local ML service (studio_emulator) and the Functions app (devhost),
+registers a model through the app's HTTP API, uploads three datasets into the watched container and
+follows each run, printing the gate's decision and a prediction from the endpoint after each step,
+then rolls back once and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+from azure.storage.blob import BlobServiceClient
+
+from .host import DevHost
+from .world import REPO, Azurite, Emulator
+
+WS, TRAIN, PREDICT, ENDPOINT = "demo-workspace", "census-retrain", "census-predict", "census-eu"
+WS_TOKEN, TRAIN_KEY = "demo-workspace-token", "demo-training-key"
+RESOURCE = "Census Income Model [trained model]"
+MODEL = "census"
+EDUCATION = ["HS-grad", "Some-college", "Bachelors", "Masters", "Doctorate"]
+OCCUPATION = ["Sales", "Tech-support", "Craft-repair", "Exec-managerial", "Prof-specialty", "Other-service"]
+PEOPLE = [  # the three people whose predictions the demo follows
+    {"age": 67, "education": "HS-grad", "occupation": "Prof-specialty", "hours_per_week": 30, "capital_gain": 0},
+    {"age": 45, "education": "Some-college", "occupation": "Exec-managerial", "hours_per_week": 45,
+     "capital_gain": 0},
+    {"age": 29, "education": "Bachelors", "occupation": "Sales", "hours_per_week": 40, "capital_gain": 0},
+]
+POLICY = {"rules": [{"metric": "AUC", "min": 0.75, "min_improvement": 0.0},
+                    {"metric": "Accuracy", "min": 0.7, "min_improvement": None}],
+          "first_run": "bounds"}
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def census_csv(rows: int, seed: int, *, flip: float = 0.0, young_only: bool = False) -> bytes:
+    """Census-like rows with a known income rule; `flip` corrupts labels, `young_only` biases the sample."""
+    rng = random.Random(seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["age", "education", "occupation", "hours_per_week", "capital_gain", "income"])
+    for _ in range(rows):
+        age = rng.randint(18, 34) if young_only else rng.randint(18, 75)
+        education = rng.choice(EDUCATION)
+        occupation = rng.choice(OCCUPATION[:3] if young_only else OCCUPATION)
+        hours = max(10, min(80, int(rng.gauss(42, 10))))
+        gain = rng.choice([0] * 9 + [rng.randint(1000, 20000)])
+        score = (0.06 * (age - 40) + 0.7 * EDUCATION.index(education) + 0.05 * (hours - 40)
+                 + (1.2 if occupation in ("Exec-managerial", "Prof-specialty") else 0) + gain / 4000 - 1.6)
+        rich = rng.random() < 1 / (1 + pow(2.718281828, -2.5 * score))
+        if rng.random() < flip:
+            rich = not rich
+        writer.writerow([age, education, occupation, hours, gain, ">50K" if rich else "<=50K"])
+    return out.getvalue().encode()
+
+
+DATASETS = [
+    ("census/2026-01-pilot.csv", "a small pilot sample (young people, three occupations)",
+     lambda: census_csv(800, seed=11, young_only=True)),
+    ("census/2026-02-export.csv", "an export whose labels were partly corrupted (45% flipped)",
+     lambda: census_csv(2000, seed=12, flip=0.45)),
+    ("census/2026-03-full.csv", "the full survey: more data, every age and occupation",
+     lambda: census_csv(6000, seed=13)),
+]
+
+
+# --- the world -----------------------------------------------------------------------------
+
+def emulator_config(storage: str) -> dict:
+    return {
+        "storage": {"connection_string": storage},
+        "workspaces": [{
+            "id": WS, "token": WS_TOKEN,
+            "training_services": [{
+                "id": TRAIN, "api_key": TRAIN_KEY, "name": "Census Income Model",
+                "recipe": {"task": "binary", "label": "income", "learner": "logistic_regression",
+                           "holdout": 0.25, "seed": 42}}],
+            "predictive_services": [{"id": PREDICT, "api_key": "demo-predict-key", "trained_model": RESOURCE}],
+        }],
+    }
+
+
+def app_settings(storage: str) -> dict[str, str]:
+    return {"AzureWebJobsStorage": storage, "RETRAIN_STORAGE": storage, "FUNCTIONS_WORKER_RUNTIME": "python",
+            "TRAINING_CONTAINER": "training-data", "OUTPUT_CONTAINER": "retrain-outputs",
+            "RETRAIN_SCHEDULE": "0 0 2 * * *", "SWEEP_SCHEDULE": "*/30 * * * * *",
+            "CHECK_INITIAL_DELAY_SECONDS": "1", "CHECK_MAX_DELAY_SECONDS": "2",
+            "CENSUS_BES_KEY": TRAIN_KEY, "CENSUS_ENDPOINT_KEY": WS_TOKEN}
+
+
+class Demo:
+    def __init__(self, emulator: Emulator, host: DevHost, storage: str):
+        self.emulator, self.host = emulator, host
+        self.blobs = BlobServiceClient.from_connection_string(storage)
+        self.api = host.url.rstrip("/") + "/api"
+        self.endpoint_url = f"{emulator.url}/workspaces/{WS}/webservices/{PREDICT}/endpoints/{ENDPOINT}"
+        self.started = time.monotonic()
+        self.scoring: tuple[str, str] | None = None
+        self.predictions: dict[str, list[str]] = {}
+
+    def say(self, text: str = "") -> None:
+        print(text, flush=True)
+
+    def section(self, title: str) -> None:
+        self.say(f"\n== {title} " + "=" * max(0, 74 - len(title)))
+
+    # --- steps ---------------------------------------------------------------------------
+    def create_endpoint(self) -> None:
+        r = requests.put(self.endpoint_url, json={"Description": "EU customers", "ThrottleLevel": "Low",
+                                                  "MaxConcurrentCalls": 4},
+                         headers={"Authorization": f"Bearer {WS_TOKEN}"}, timeout=10)
+        r.raise_for_status()
+        body = requests.get(self.endpoint_url, headers={"Authorization": f"Bearer {WS_TOKEN}"}, timeout=10).json()
+        self.scoring = (body["ApiLocation"] + "/execute?api-version=2.0&details=true", body["PrimaryKey"])
+        self.say(f"  endpoint {ENDPOINT!r} created on predictive service {PREDICT!r}")
+
+    def register(self) -> None:
+        definition = {
+            "description": "Census income classifier, retrained whenever new survey data lands",
+            "training": {"url": f"{self.emulator.url}/workspaces/{WS}/services/{TRAIN}",
+                         "key_setting": "CENSUS_BES_KEY", "input": "input1",
+                         "outputs": {"model": "output1", "evaluation": "output2"}},
+            "endpoints": [{"kind": "classic", "url": self.endpoint_url, "key_setting": "CENSUS_ENDPOINT_KEY",
+                           "resource_name": RESOURCE}],
+            "policy": POLICY, "data_prefix": "census/", "schedule": True}
+        r = requests.put(f"{self.api}/models/{MODEL}", json=definition, timeout=30)
+        self.say(f"  PUT /api/models/{MODEL} -> {r.status_code}")
+        r.raise_for_status()
+        self.say("  policy: " + "; ".join(_rule_text(rule) for rule in POLICY["rules"]))
+
+    def land(self, name: str, data: bytes) -> dict:
+        """Upload into the watched container and follow the run the blob trigger starts."""
+        self.blobs.get_blob_client("training-data", name).upload_blob(data, overwrite=True)
+        rows = data.count(b"\n") - 1
+        self.say(f"  uploaded training-data/{name} ({rows:,} rows, {len(data) / 1024:,.0f} KiB)")
+        run = self.wait_for_run(lambda r: r["data"]["name"] == name)
+        return self.follow(run["run_id"])
+
+    def wait_for_run(self, match, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = requests.get(f"{self.api}/models/{MODEL}/runs", timeout=10).json()["runs"]
+            for run in runs:
+                if match(run):
+                    return run
+            time.sleep(0.2)
+        raise RuntimeError("the blob trigger did not start a run in time")
+
+    def follow(self, run_id: str, timeout: float = 120) -> dict:
+        seen, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = requests.get(f"{self.api}/models/{MODEL}/runs/{run_id}", timeout=10).json()
+            if not seen or seen[-1] != run["status"]:
+                seen.append(run["status"])
+                self.say(f"  [{time.monotonic() - self.started:6.1f}s] run {run_id[:8]} {run['status']:<17} "
+                         f"{run['reason'][:90]}")
+            if run["terminal"] or run["status"] == "awaiting_approval":
+                return run
+            time.sleep(0.25)
+        raise RuntimeError(f"run {run_id} did not finish within {timeout:.0f}s")
+
+    def show_decision(self, run: dict) -> None:
+        decision = run.get("decision") or {}
+        basis = {"no_champion": "first model: bounds only",
+                 "same_holdout": "champion re-scored on this run's hold-out (fair comparison)",
+                 "champion_recorded": "champion's recorded metrics"}.get(decision.get("basis"), decision.get("basis"))
+        self.say(f"  decision: {'PASS' if decision.get('passed') else 'FAIL'} ({basis})")
+        for rule in decision.get("rules", []):
+            champion = f"{rule['champion']:.3f}" if rule.get("champion") is not None else "-"
+            challenger = f"{rule['challenger']:.3f}" if rule.get("challenger") is not None else "-"
+            mark = "ok " if rule.get("passed") else "no "
+            self.say(f"    {mark} {rule['metric']:<9} new {challenger}  champion {champion}")
+
+    def predict(self, label: str) -> None:
+        url, key = self.scoring
+        body = {"Inputs": {"input1": {"ColumnNames": list(PEOPLE[0]), "Values": [list(p.values()) for p in PEOPLE]}},
+                "GlobalParameters": {}}
+        r = requests.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        if r.status_code != 200:
+            message = r.json().get("error", {}).get("message", r.text)[:100] if r.content else r.reason
+            self.say(f"  predictions {label}: none ({message})")
+            return
+        table = r.json()["Results"]["output1"]["value"]
+        cols = table["ColumnNames"]
+        scored = [(row[cols.index("Scored Labels")], float(row[cols.index("Scored Probabilities")]))
+                  for row in table["Values"]]
+        self.predictions[label] = [f"{lab} ({p:.2f})" for lab, p in scored]
+        self.say(f"  predictions {label}: " + ", ".join(
+            f"{p['age']}y {p['occupation']}: {lab} ({prob:.2f})" for p, (lab, prob) in zip(PEOPLE, scored)))
+
+    def runs_table(self) -> None:
+        runs = requests.get(f"{self.api}/models/{MODEL}/runs", timeout=10).json()["runs"]
+        self.say(f"{'run':<10}{'data':<28}{'status':<11}{'AUC new':>8}{'AUC champ':>10}  reason")
+        for run in reversed(runs):
+            rules = {r["metric"]: r for r in (run.get("decision") or {}).get("rules", [])}
+            auc = rules.get("AUC", {})
+            fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
+            self.say(f"{run['run_id'][:8]:<10}{run['data']['name'][:27]:<28}{run['status']:<11}"
+                     f"{fmt(auc.get('challenger')):>8}{fmt(auc.get('champion')):>10}  {run['reason'][:70]}")
+
+    def promotions_table(self) -> None:
+        history = requests.get(f"{self.api}/models/{MODEL}/promotions", timeout=10).json()["promotions"]
+        for p in reversed(history):
+            self.say(f"  {p['at'][11:19]}  {p['reason']:<9} {str(p['from_run'])[:8]:>8} -> {p['to_run'][:8]}  "
+                     f"by {p['by']}")
+
+
+def _rule_text(rule: dict) -> str:
+    parts = [f"{rule['metric']} >= {rule['min']}"]
+    if rule.get("min_improvement") is not None:
+        parts.append("and no worse than the champion")
+    return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="leave the world running until Ctrl+C")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="retrain-demo-"))
+    started = time.monotonic()
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
+        print("Starting the local world (Azurite, studio_emulator, devhost)...", flush=True)
+        azurite = Azurite.start()
+        stack.callback(azurite.stop)
+        config = work / "workspace.json"
+        config.write_text(json.dumps(emulator_config(azurite.connection_string), indent=2))
+        emulator = Emulator.start(config, work / "emulator", workers=1)
+        stack.callback(emulator.stop)
+        host = DevHost("function_app", REPO, settings=app_settings(azurite.connection_string), port=0,
+                       poll_interval=0.2, max_polling_interval=0.5)
+        host.start()
+        stack.callback(host.stop)
+        demo = Demo(emulator, host, azurite.connection_string)
+        demo.say(f"  Azurite          blob {azurite.blob_port}, queue {azurite.queue_port}, table {azurite.table_port}")
+        demo.say(f"  studio_emulator  {emulator.url}  (workspace {WS!r}: BES, RRS, endpoint management)")
+        demo.say(f"  Functions app    {host.url}/api  ({len(host.functions)} functions via devhost)")
+
+        demo.section("1. Register the model and its endpoint")
+        demo.create_endpoint()
+        demo.register()
+        demo.predict("before any promotion")
+
+        verdicts = []
+        for step, (name, what, make) in enumerate(DATASETS, start=2):
+            demo.section(f"{step}. New data lands: {what}")
+            run = demo.land(name, make())
+            demo.show_decision(run)
+            demo.predict(f"after run {run['run_id'][:8]} ({run['status']})")
+            verdicts.append(run["status"])
+
+        demo.section(f"{len(DATASETS) + 2}. Roll back to the pilot model (one call)")
+        r = requests.post(f"{demo.api}/models/{MODEL}/rollback",
+                          json={"by": "demo", "note": "compare with the pilot"}, timeout=60)
+        demo.say(f"  POST /api/models/{MODEL}/rollback -> {r.status_code}: "
+                 f"champion is now run {r.json()['promotion']['to_run'][:8]}")
+        demo.predict("after rollback")
+
+        demo.section("Runs")
+        demo.runs_table()
+        demo.section("Promotion history")
+        demo.promotions_table()
+        expected = ["promoted", "rejected", "promoted"]
+        ok = verdicts == expected
+        demo.say(f"\nDone in {time.monotonic() - started:.0f}s: {', '.join(verdicts)}"
+                 + ("" if ok else f" (expected {', '.join(expected)})"))
+        if args.keep:
+            demo.say(f"World left running; API at {host.url}/api. Ctrl+C to stop.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
