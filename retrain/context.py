@@ -101,3 +101,10 @@ def get_context() -> Context:
         if _context is None:
             _context = Context.from_env().ensure()
         return _context
+
+
+def set_context(context: Context | None) -> None:
+    """Replace the process-wide context (tests, or a host that builds its own); None forgets it."""
+    global _context
+    with _lock:
+        _context = context

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 import skops.io as sio
+from sklearn.pipeline import Pipeline
 
 from studio_emulator.schema import CoercionError, FeatureSpec, coerce_column, coerce_values
 from studio_emulator.training_errors import InvalidModelFile, ScoringInputError
@@ -32,6 +33,7 @@ ALLOWED_TYPES = frozenset(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     }
 )
+_TASKS = ("binary", "multiclass", "regression")
 _REQUIRED_KEYS = ("format", "version", "pipeline", "features", "label", "label_type", "task", "classes", "metadata")
 
 
@@ -214,14 +216,17 @@ def load_model(blob: bytes) -> TrainedModel:
         artifact = sio.loads(blob, trusted=sorted(untrusted))
     except Exception as exc:  # noqa: BLE001
         raise InvalidModelFile(f"The model file cannot be loaded: {exc}") from None
-    if not isinstance(artifact, dict) or artifact.get("format") != FORMAT or any(k not in artifact for k in _REQUIRED_KEYS):
+    if not isinstance(artifact, dict) or artifact.get("format") != FORMAT or not set(_REQUIRED_KEYS) <= set(artifact):
         raise InvalidModelFile("The skops archive is not a trained model written by studio_emulator.")
     if artifact["version"] != VERSION:
-        raise InvalidModelFile(f"The model file has format version {artifact['version']}; this emulator reads {VERSION}.")
+        raise InvalidModelFile(
+            f"The model file has format version {artifact['version']}; this emulator reads {VERSION}."
+        )
     try:
         specs = [FeatureSpec.from_dict(raw) for raw in artifact["features"]]
     except (KeyError, TypeError) as exc:
         raise InvalidModelFile(f"The model file's feature schema is malformed: {exc}") from None
+    _check_consistent(artifact)
     return TrainedModel(
         features=[s.name for s in specs],
         label=artifact["label"],
@@ -233,6 +238,20 @@ def load_model(blob: bytes) -> TrainedModel:
         label_type=artifact["label_type"],
         pipeline=artifact["pipeline"],
     )
+
+
+def _check_consistent(artifact: dict) -> None:
+    """The parts must agree, so scoring cannot fail later on a file that merely looks right."""
+    pipeline, task, classes = artifact["pipeline"], artifact["task"], artifact["classes"]
+    if not isinstance(pipeline, Pipeline) or task not in _TASKS:
+        raise InvalidModelFile("The model file does not hold a scikit-learn pipeline for a known task.")
+    if task == "regression":
+        return
+    fitted = [to_python(c) for c in getattr(pipeline, "classes_", [])]
+    if not isinstance(classes, list) or len(classes) < 2 or sorted(map(str, classes)) != sorted(map(str, fitted)):
+        raise InvalidModelFile("The model file's class labels do not match its pipeline.")
+    if task == "binary" and len(classes) != 2:
+        raise InvalidModelFile("The model file is binary but has more than two classes.")
 
 
 def to_python(value: Any) -> Any:

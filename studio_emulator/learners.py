@@ -112,13 +112,18 @@ def _literal(text: str) -> Any:
 
 
 def make_pipeline(features: list[FeatureSpec], estimator: BaseEstimator) -> Pipeline:
-    """Mean-impute + scale numeric/boolean columns; one-hot categorical ones (missing is a level, unknown levels ignored)."""
+    """Mean-impute and scale numeric/boolean columns; one-hot categorical ones (missing is a level, unknown ignored)."""
     numeric = [f.name for f in features if f.kind != CATEGORICAL]
     categorical = [f.name for f in features if f.kind == CATEGORICAL]
     branches = []
     if numeric:
         branches.append(
-            ("numeric", Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler(copy=False))]), numeric)
+            (
+                "numeric",
+                # The imputer's output is a fresh array, so the scaler may work in place (one copy fewer).
+                Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler(copy=False))]),
+                numeric,
+            )
         )
     if categorical:
         # OneHotEncoder keeps NaN as a level of its own, so categorical columns need no imputer.

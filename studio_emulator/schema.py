@@ -67,7 +67,7 @@ def infer_feature(name: str, series: pd.Series) -> FeatureSpec:
 
 
 def prepare_training_column(spec: FeatureSpec, series: pd.Series) -> pd.Series:
-    """The column as the pipeline sees it in training: floats for numeric/boolean, object strings with NaN for categorical."""
+    """The column as the pipeline sees it in training: floats for numeric/boolean, text or NaN for categorical."""
     if spec.kind == CATEGORICAL:
         return _as_categorical(series)
     if spec.kind == BOOLEAN:

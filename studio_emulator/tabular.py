@@ -40,7 +40,8 @@ def read_table(data: bytes, file_format: str = "csv") -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         raise _ragged_or_unparseable(str(exc), len(header)) from None
     except UnicodeDecodeError as exc:
-        raise _error(49, f"Failed to parse the file: it is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+        raise _error(49, f"Failed to parse the file: it is not UTF-8 text ({exc.reason} at byte {exc.start}).") \
+            from None
     _check_short_rows(data, frame, sep, len(header))
     return frame
 

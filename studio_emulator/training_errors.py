@@ -25,7 +25,8 @@ Codes used (numbers and titles from the Studio module error reference):
 | 0033 | a feature holds an infinite value |
 | 0049 | the file cannot be parsed (bad encoding, unterminated quote, bad ARFF), or the baseline is not a model |
 | 0062 | the baseline model was trained for another task, label or set of classes |
-| 1000 | ragged rows (the AFx library's "All rows must have same number of elements"), or scikit-learn refused the data |
+| 1000 | ragged rows ("AFx Library library exception: All rows must have same number of elements"), |
+|      | or scikit-learn refused the data |
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def _regression_labels(column: pd.Series, label: str) -> Labels:
     infinite = np.isinf(values)
     if infinite.any():
         raise TrainingDataError(
-            33, f'Argument must be finite: target column "{label}" has an infinite value at data row {_first(infinite)}.'
+            33,
+            f'Argument must be finite: target column "{label}" has an infinite value at data row {_first(infinite)}.',
         )
     return Labels(values=values)
 

@@ -1,4 +1,4 @@
-"""Specification of studio_emulator.training: real training, Studio-named metrics, Studio-style errors, safe model files."""
+"""Specification of studio_emulator.training: real training, Studio's metrics and errors, safe model files."""
 
 from __future__ import annotations
 
@@ -334,7 +334,8 @@ def test_holdout_outside_zero_one_is_error_0008():
 
 
 def test_string_hyperparameters_are_parsed_to_the_learners_types():
-    result = train(dataset("binary"), recipe("binary", "random_forest", hyperparameters={"n_estimators": "7", "max_depth": "3"}))
+    hyperparameters = {"n_estimators": "7", "max_depth": "3"}
+    result = train(dataset("binary"), recipe("binary", "random_forest", hyperparameters=hyperparameters))
     learner = load_model(result.model).pipeline.named_steps["learner"]
     assert (learner.n_estimators, learner.max_depth) == (7, 3)
 
@@ -496,7 +497,9 @@ def test_scoring_echoes_extra_columns(binary_model):
 
 def test_scoring_a_non_number_in_a_numeric_column_names_column_row_and_value(binary_model):
     with pytest.raises(ScoringInputError, match='"x2".*"abc".*row 2'):
-        load_model(binary_model).score(["x1", "x2", "noise", "color"], [["1", "2", "0", "red"], ["1", "abc", "0", "red"]])
+        load_model(binary_model).score(
+            ["x1", "x2", "noise", "color"], [["1", "2", "0", "red"], ["1", "abc", "0", "red"]]
+        )
 
 
 def test_scoring_a_row_of_the_wrong_length_is_refused(binary_model):
@@ -530,3 +533,10 @@ def test_short_row_is_found_even_when_the_last_column_has_real_gaps():
     data = b"x1,x2,bought\n1,,yes\n3,4,no\n5,6\n"
     error = error_of(data, recipe("binary", label="x1"))
     assert error.code == 1000 and "line 4" in error.message
+
+
+def test_load_model_refuses_an_archive_that_only_looks_like_a_model():
+    fake = {"format": "studio_emulator.ilearner", "version": 1, "pipeline": [1, 2], "features": [], "label": "y",
+            "label_type": "String", "task": "binary", "classes": ["a", "b"], "metadata": {}}
+    with pytest.raises(InvalidModelFile, match="pipeline"):
+        load_model(sio.dumps(fake))
