@@ -29,8 +29,9 @@ class StartResult:
 def start(ctx: Context, model: str, data: DataRef, trigger: Trigger) -> StartResult:
     """Create the run for (model, blob, ETag) once, then admit it; safe to call any number of times."""
     now = ctx.clock()
+    # A pending run may wait for the active one (itself bounded by the timeout); admission resets the clock.
     run = Run(model=model, run_id=run_id_for(model, data), trigger=trigger, data=data, status=Status.PENDING,
-              reason="waiting to start", created_at=iso(now), deadline=iso(now + ctx.settings.run_timeout),
+              reason="waiting to start", created_at=iso(now), deadline=iso(now + 2 * ctx.settings.run_timeout),
               next_action_at=iso(now), step_times={Status.PENDING.value: iso(now)})
     run, created = ctx.runs.create(run)
     if run.status is Status.PENDING:
@@ -76,7 +77,13 @@ def admit(ctx: Context, run: Run) -> Run:
     if role == "pending":
         active = ctx.models.get(run.model).active_run
         return _save_quietly(ctx, replace(run, reason=f"waiting for run {active} to end (newer data replaces this)"))
-    return enter(ctx, run, Status.QUEUED, "submitting the training job")
+    return _queue(ctx, run)
+
+
+def _queue(ctx: Context, run: Run) -> Run:
+    """Admitted: the run's own deadline starts now."""
+    return enter(ctx, run, Status.QUEUED, "submitting the training job",
+                 deadline=iso(ctx.clock() + ctx.settings.run_timeout))
 
 
 def enter(ctx: Context, run: Run, status: Status, reason: str, *, delay: float = 0, **changes) -> Run:
@@ -118,7 +125,7 @@ def release(ctx: Context, model: str, run_id: str) -> None:
     if nxt:
         run = ctx.runs.find(model, nxt)
         if run and run.status is Status.PENDING:
-            enter(ctx, run, Status.QUEUED, "submitting the training job")
+            _queue(ctx, run)
 
 
 def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api") -> Run:

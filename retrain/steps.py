@@ -17,7 +17,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from . import chain
 from .bes import BatchJobRequest, JobState
 from .context import Context
-from .errors import (ConcurrentUpdate, PermanentServiceError, RetrainError, SettingsError,
+from .errors import (ConcurrentUpdate, JobNotFound, PermanentServiceError, RetrainError, SettingsError,
                      TransientServiceError, UnknownModel)
 from .evaluation import parse_evaluation
 from .locations import BlobLocation
@@ -203,12 +203,12 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
     bes = ctx.bes(model.definition)
     try:
         status = bes.status(run.job_id)
-    except PermanentServiceError as e:
-        if getattr(e, "status", None) == 404 and run.attempt < MAX_ATTEMPTS:
-            chain.enter(ctx, run, Status.QUEUED, f"the service lost job {run.job_id}; resubmitting",
-                        attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
-            return
-        raise
+    except JobNotFound:
+        if run.attempt >= MAX_ATTEMPTS:
+            raise
+        chain.enter(ctx, run, Status.QUEUED, f"the service lost job {run.job_id}; resubmitting",
+                    attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
+        return
     if status.state is JobState.FINISHED:
         chain.enter(ctx, run, Status.EVALUATING, f"training job {run.job_id} finished; evaluating")
     elif status.state is JobState.FAILED:

@@ -46,7 +46,10 @@ def sweep(ctx: Context) -> SweepReport:
 
 
 def _sweep_run(ctx: Context, run: Run, now, report: SweepReport) -> None:
-    if now > parse_iso(run.deadline) and run.status is not Status.PROMOTING:
+    due = parse_iso(run.next_action_at)
+    overdue = due is not None and now >= due + ctx.settings.sweep_grace
+    # A promotion past the deadline may finish while it makes progress; a stalled one ends too.
+    if now > parse_iso(run.deadline) and (run.status is not Status.PROMOTING or overdue):
         _expire(ctx, run)
         report.expired.append(run.run_id)
         return
@@ -56,9 +59,7 @@ def _sweep_run(ctx: Context, run: Run, now, report: SweepReport) -> None:
             chain.admit(ctx, run)
             report.admitted.append(run.run_id)
         return
-    step = STEP_FOR_STATUS.get(run.status)
-    due = parse_iso(run.next_action_at)
-    if step is None or due is None or now < due + ctx.settings.sweep_grace:
+    if STEP_FOR_STATUS.get(run.status) is None or not overdue:
         return
     # Push the due time first so one sweep's re-drive is not repeated by the next sweep.
     saved = ctx.runs.save(replace(run, next_action_at=iso(now)))
@@ -80,5 +81,8 @@ def _expire(ctx: Context, run: Run) -> None:
             log.warning("sweeper: could not cancel job %s: %s", run.job_id, e)
     minutes = ctx.settings.run_timeout.total_seconds() / 60
     chain.finish(ctx, run, Status.FAILED, f"timed out: not finished within {minutes:g} minutes (deadline "
-                 f"{run.deadline}) while {run.status.value}" + ("; its training job was cancelled" if run.job_id else ""))
+                 f"{run.deadline}) while {run.status.value}"
+                 + ("; its training job was cancelled" if run.job_id and run.status is not Status.PROMOTING else "")
+                 + ("; endpoints updated so far are listed in the run (retry to finish)"
+                    if run.status is Status.PROMOTING else ""))
 

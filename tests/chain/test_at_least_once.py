@@ -170,3 +170,36 @@ def test_every_message_delivered_twice_still_gives_one_job_and_one_patch(world, 
     assert world.run(run.run_id).status is Status.PROMOTED
     assert len(jobs_started(world)) - starts == 1
     assert len(patches(world)) - before == 1
+
+
+def test_the_sweeper_ends_a_stalled_run_past_its_deadline_and_starts_the_pending_one(world, pump, endpoint,
+                                                                                      monkeypatch):
+    monkeypatch.setattr(world.ctx.queues, "send", lambda message, delay=0: None)  # every enqueue is lost
+    stalled = world.land("census/stalled.csv", good_data(seed=1))
+    waiting = world.land("census/waiting.csv", good_data(seed=2))
+    monkeypatch.undo()
+    world.ctx.clock = lambda: _in(hours=3)  # past the two-hour deadline of both
+    report = sweeper.sweep(world.ctx)
+    assert stalled.run_id in report.expired
+    stalled = world.run(stalled.run_id)
+    assert stalled.status is Status.FAILED and stalled.reason.startswith("timed out")
+    assert world.ctx.models.get(world.model).active_run == waiting.run_id
+    pump.run()
+    assert world.run(waiting.run_id).status is Status.PROMOTED  # its deadline started when it was admitted
+
+
+def test_the_sweeper_admits_a_pending_run_that_a_crash_left_unreferenced(world, pump, endpoint, monkeypatch):
+    crash_once(monkeypatch, world.ctx.models, "update", lambda *a, **k: True)
+    event = world.upload("census/orphan.csv", good_data())
+    with pytest.raises(Crash):
+        on_blob(world.ctx, event)  # the run row exists, the model row never heard of it
+    [orphan] = world.ctx.runs.list(world.model)
+    assert orphan.status is Status.PENDING
+    assert orphan.run_id in sweeper.sweep(world.ctx).admitted
+    pump.run()
+    assert world.run(orphan.run_id).status is Status.PROMOTED
+
+
+def _in(hours: float):
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc) + timedelta(hours=hours)

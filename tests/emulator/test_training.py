@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import functools
 import json
 import math
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -102,14 +104,28 @@ def regression_model() -> bytes:
 # ----------------------------------------------------------------------------- learners and metrics
 
 
-@pytest.mark.parametrize(
-    "task,learner", [(task, learner) for task, learners in LEARNERS.items() for learner in learners]
-)
+EVERY_LEARNER = [(task, learner) for task, learners in LEARNERS.items() for learner in learners]
+
+
+@functools.lru_cache(maxsize=None)
+def trained(task: str, learner: str):
+    """One training per (task, learner), shared by the tests that only read its result."""
+    return train(dataset(task), recipe(task, learner))
+
+
+@pytest.mark.parametrize("task,learner", EVERY_LEARNER)
 def test_every_learner_trains_and_writes_the_evaluate_model_columns_of_its_task(task, learner):
-    result = train(dataset(task), recipe(task, learner))
+    result = trained(task, learner)
     header, row = csv_rows(result.evaluation)
     assert header == list(COLUMNS[task])
     assert [float(v) for v in row] == pytest.approx([result.metrics[name] for name in header])
+
+
+@pytest.mark.parametrize("task,learner", EVERY_LEARNER)
+def test_every_learners_model_file_loads_with_the_explicit_allow_list_and_scores(task, learner):
+    model = load_model(trained(task, learner).model)
+    table = model.score(model.features, [["0.5", "-1", "0", "red"]])
+    assert len(table.values[0]) == len(table.column_names) == len(table.column_types)
 
 
 def test_binary_evaluation_columns_are_studios_names():
@@ -411,7 +427,7 @@ def test_model_file_metrics_match_the_evaluation():
 
 def test_model_file_is_a_skops_archive_not_a_pickle(binary_model):
     assert binary_model[:2] == b"PK"
-    assert "schema.json" in __import__("zipfile").ZipFile(io.BytesIO(binary_model)).namelist()
+    assert "schema.json" in zipfile.ZipFile(io.BytesIO(binary_model)).namelist()
 
 
 @pytest.mark.parametrize(
@@ -540,3 +556,13 @@ def test_load_model_refuses_an_archive_that_only_looks_like_a_model():
             "label_type": "String", "task": "binary", "classes": ["a", "b"], "metadata": {}}
     with pytest.raises(InvalidModelFile, match="pipeline"):
         load_model(sio.dumps(fake))
+
+
+def test_boolean_feature_scores_from_true_false_text_or_typed_booleans():
+    df = frame().drop(columns=["price", "segment"]).assign(member=lambda d: d["x1"] > 0)
+    model = load_model(train(df.to_csv(index=False).encode(), recipe("binary")).model)
+    names = ["x1", "x2", "noise", "color", "member"]
+    typed = model.score(names, [[1, 1, 0, "red", True]])
+    text = model.score(names, [["1", "1", "0", "red", "true"]])
+    assert model.specs[-1].studio_type == "Boolean"
+    assert typed.values[0][5:] == text.values[0][5:]
