@@ -115,6 +115,7 @@ def direct_fit(path: str, learner: str, holdout: float, seed: int) -> dict:
 
 
 def run_direct(path: Path, learner: str, holdout: float, seed: int) -> dict:
+    """direct_fit in a fresh interpreter, so its peak RSS is its own."""
     code = (
         "import json, sys; sys.path.insert(0, %r); from benchmarks.emulator_bench import direct_fit; "
         "print(json.dumps(direct_fit(%r, %r, %r, %r)))" % (str(REPO), str(path), learner, holdout, seed)
@@ -274,6 +275,7 @@ def rrs_latency(score_url: str, key: str, names: list[str], rows: list[list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Generate, measure direct and through the emulator, print the table, stop what was started."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="training rows (default 1,000,000)")
     parser.add_argument("--learner", default="logistic_regression",

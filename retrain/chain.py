@@ -50,15 +50,17 @@ def admit(ctx: Context, run: Run) -> Run:
         if m.active_run == run.run_id:
             verdict["role"] = "active"
             return None
+        other = ctx.runs.find(m.name, m.pending_run) if m.pending_run not in (None, run.run_id) else None
+        newer = other is not None and other.status is Status.PENDING and other.created_at > run.created_at
         if m.active_run is None or is_finished(ctx, m.name, m.active_run):
             verdict["role"] = "active"
-            pending = None if m.pending_run == run.run_id else m.pending_run
-            return replace(m, active_run=run.run_id, pending_run=pending)
+            if other and not newer:  # an older pending run would only train on older data
+                verdict["displaces"] = other.run_id
+            return replace(m, active_run=run.run_id, pending_run=other.run_id if newer else None)
         if m.pending_run == run.run_id:
             verdict["role"] = "pending"
             return None
-        other = ctx.runs.find(m.name, m.pending_run) if m.pending_run else None
-        if other and other.status is Status.PENDING and other.created_at > run.created_at:
+        if newer:
             verdict["role"] = "superseded"
             verdict["by"] = other.run_id
             return None

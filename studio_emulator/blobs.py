@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import (BlobClient, BlobSasPermissions, BlobServiceClient, ContentSettings,
@@ -87,7 +87,7 @@ class BlobRef:
             client = BlobClient.from_blob_url(url)
         except (ValueError, AzureError) as e:
             raise ValueError(f"not a blob URL: {url.split('?', 1)[0]!r} ({e})") from None
-        path = parts.path.lstrip("/")
+        path = unquote(parts.path).lstrip("/")
         relative = f"{client.container_name}/{client.blob_name}"
         prefix = path[: len(path) - len(relative)] if path.endswith(relative) else ""
         base = f"{parts.scheme}://{parts.netloc}/{prefix}"

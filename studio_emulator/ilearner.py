@@ -117,6 +117,7 @@ class TrainedModel:
         return self._table(names, rows, prediction)
 
     def _table(self, names: list[str], rows: list[list], prediction: Prediction | None) -> ScoredTable:
+        """Input columns (as sent) followed by the scored columns, in Studio's names, types and order."""
         types = {spec.name: spec.studio_type for spec in self.specs}
         out_names = list(names)
         out_types = [types.get(name) or _infer_type([row[i] for row in rows]) for i, name in enumerate(names)]

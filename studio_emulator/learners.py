@@ -99,6 +99,7 @@ def coerce_hyperparameter(name: str, value: Any, default: Any) -> Any:
 
 
 def _literal(text: str) -> Any:
+    """A string hyperparameter whose default is None or text: the JSON-ish literal it spells."""
     if text.lower() in ("none", "null"):
         return None
     if text.lower() in ("true", "false"):

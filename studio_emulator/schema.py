@@ -26,10 +26,12 @@ class FeatureSpec:
     distinct: int = 0  # number of distinct non-missing values seen in training
 
     def to_dict(self) -> dict:
+        """Plain values only, so the skops archive needs no extra trusted type."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict) -> "FeatureSpec":
+        """The inverse of to_dict; a missing key is a malformed model file (KeyError)."""
         return cls(**{k: raw[k] for k in ("name", "kind", "dtype", "studio_type", "levels", "distinct")})
 
 
@@ -122,6 +124,7 @@ def _missing(series: pd.Series) -> pd.Series:
 
 
 def _as_categorical(series: pd.Series) -> pd.Series:
+    """Text values with NaN for missing (the one-hot encoder keeps NaN as a level of its own)."""
     if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
         return series.astype(object).where(series.notna(), np.nan)
 
@@ -129,6 +132,7 @@ def _as_categorical(series: pd.Series) -> pd.Series:
 
 
 def _as_numeric(spec: FeatureSpec, series: pd.Series, first_row: int) -> pd.Series:
+    """Floats; blanks are missing; anything else unparseable is a CoercionError naming its row."""
     missing = _missing(series)
     values = series.map(lambda v: int(v) if isinstance(v, bool) else v)
     parsed = pd.to_numeric(values.where(~missing, np.nan), errors="coerce").astype(np.float64)
@@ -140,6 +144,7 @@ def _as_numeric(spec: FeatureSpec, series: pd.Series, first_row: int) -> pd.Seri
 
 
 def _as_boolean(spec: FeatureSpec, series: pd.Series, first_row: int) -> pd.Series:
+    """1.0/0.0 from booleans or their usual spellings (true/false, yes/no, 1/0)."""
     def parse(position: int, value: object) -> float:
         if value is None or (isinstance(value, float) and value != value):
             return np.nan

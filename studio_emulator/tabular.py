@@ -47,6 +47,7 @@ def read_table(data: bytes, file_format: str = "csv") -> pd.DataFrame:
 
 
 def _error(code: int, message: str) -> TrainingDataError:
+    """A TrainingDataError raised by the Import Data step."""
     return TrainingDataError(code, message, MODULE)
 
 
@@ -75,6 +76,7 @@ def _header(data: bytes, sep: str) -> list[str]:
 
 
 def _ragged_or_unparseable(text: str, expected: int) -> TrainingDataError:
+    """pandas' tokenizer error as Studio's ragged-rows error when it is one, else a parse error."""
     match = _PANDAS_RAGGED.search(text)
     if match:
         return _ragged(int(match.group(2)), int(match.group(3)), expected)
@@ -82,6 +84,7 @@ def _ragged_or_unparseable(text: str, expected: int) -> TrainingDataError:
 
 
 def _ragged(line: int, seen: int, expected: int) -> TrainingDataError:
+    """Studio's wording for rows of unequal length, with the line that breaks the rule."""
     return _error(
         1000,
         "AFx Library library exception: All rows must have same number of elements: "
@@ -128,6 +131,7 @@ def _read_arff(data: bytes) -> pd.DataFrame:
 
 
 def _arff_data(lines: list[str], offset: int, names: list[str], numeric: list[bool]) -> pd.DataFrame:
+    """The @data lines as a frame; numeric attributes parsed as numbers."""
     body = "\n".join(line for line in lines if line.strip() and not line.lstrip().startswith("%"))
     if not body:
         return pd.DataFrame({n: pd.Series(dtype=float if k else object) for n, k in zip(names, numeric)})

@@ -103,7 +103,7 @@ def train(
     frame = read_table(data, file_format)
     rows, columns = frame.shape
     labels = check_labels(frame, recipe.task, recipe.label, recipe.hyperparameters.get("positive_label"))
-    specs, features = check_features(frame, recipe.label)
+    specs, features, ignored = check_features(frame, recipe.label)
     train_rows, test_rows = split(labels, recipe.task, recipe.holdout, recipe.seed)
     champion = _baseline(baseline, recipe, frame, labels) if baseline is not None else None
     holdout = frame.iloc[test_rows]
@@ -136,7 +136,10 @@ def train(
     evaluation = evaluate.render_csv(recipe.task, [metrics] + ([baseline_metrics] if baseline_metrics else []))
 
     clock.phase("save")
-    model.metadata = _metadata(recipe, file_format, (rows, columns), (len(train_rows), len(test_rows)), labels, metrics)
+    model.metadata = {
+        **_metadata(recipe, file_format, (rows, columns), (len(train_rows), len(test_rows)), labels, metrics),
+        "ignored_columns": ignored,  # entirely empty in the training data, so not features
+    }
     blob = dumps(model)
     clock.phase(None)
     return TrainResult(
@@ -161,6 +164,7 @@ class _Clock:
         self.current: str | None = None
 
     def phase(self, name: str | None) -> None:
+        """End the current phase's timer, ask should_stop, start the next (None: the end)."""
         now = time.perf_counter()
         if self.current is not None:
             self.seconds[self.current] = now - self.mark
@@ -201,6 +205,7 @@ def _checked_recipe(recipe: Recipe) -> Recipe:
 
 
 def _fit(pipeline, features: pd.DataFrame, labels: np.ndarray) -> None:
+    """Fit, turning scikit-learn's refusals into Studio-style errors (bad values are the recipe's fault)."""
     try:
         pipeline.fit(features, labels)
     except InvalidParameterError as exc:

@@ -71,6 +71,7 @@ def _first(mask: np.ndarray) -> int:
 
 
 def _regression_labels(column: pd.Series, label: str) -> Labels:
+    """Numbers, finite; a text value names its row."""
     if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
         values = column.to_numpy(dtype=np.float64)
     else:
@@ -93,6 +94,7 @@ def _regression_labels(column: pd.Series, label: str) -> Labels:
 
 
 def _class_labels(column: pd.Series, task: str, label: str, positive_label: Any) -> Labels:
+    """Two or more classes (exactly two for binary), each with 2+ rows for the stratified split."""
     if pd.api.types.is_numeric_dtype(column.dtype):
         values = column.to_numpy()
     else:
@@ -146,9 +148,16 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def check_features(frame: pd.DataFrame, label: str) -> tuple[list[FeatureSpec], pd.DataFrame]:
-    """Every other column is a feature: its schema, and the column as the pipeline will see it."""
-    features = frame.drop(columns=[label])
+def check_features(frame: pd.DataFrame, label: str) -> tuple[list[FeatureSpec], pd.DataFrame, list[str]]:
+    """Every other column with any value is a feature: its schema, the column as the pipeline sees it; and the rest."""
+    empty = [str(c) for c in frame.columns if c != label and frame[c].isna().all()]  # nothing to learn from
+    features = frame.drop(columns=[label, *empty])
+    if features.shape[1] == 0:
+        raise TrainingDataError(
+            20,
+            'Number of columns in input dataset "Dataset" is less than allowed minimum of 2: '
+            f"every feature column is empty ({', '.join(empty)}).",
+        )
     specs = [infer_feature(str(name), features[name]) for name in features.columns]
     for spec in specs:
         if spec.kind == NUMERIC:
@@ -162,7 +171,7 @@ def check_features(frame: pd.DataFrame, label: str) -> tuple[list[FeatureSpec], 
                 )
         else:
             features[spec.name] = prepare_training_column(spec, features[spec.name])
-    return specs, features
+    return specs, features, empty
 
 
 def split(labels: Labels, task: str, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -566,3 +566,16 @@ def test_boolean_feature_scores_from_true_false_text_or_typed_booleans():
     text = model.score(names, [["1", "1", "0", "red", "true"]])
     assert model.specs[-1].studio_type == "Boolean"
     assert typed.values[0][5:] == text.values[0][5:]
+
+
+def test_an_entirely_empty_column_is_not_a_feature():
+    df = frame().drop(columns=["price", "segment"]).assign(comment=None)
+    model = load_model(train(df.to_csv(index=False).encode(), recipe("binary")).model)
+    assert "comment" not in model.features and model.metadata["ignored_columns"] == ["comment"]
+
+
+def test_an_id_like_text_column_is_capped_to_the_most_frequent_levels():
+    df = frame().drop(columns=["price", "segment"]).assign(customer=[f"c{i}" for i in range(200)])
+    model = load_model(train(df.to_csv(index=False).encode(), recipe("binary")).model)
+    encoder = model.pipeline.named_steps["prepare"].named_transformers_["categorical"]
+    assert encoder.max_categories is not None

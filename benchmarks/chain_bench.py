@@ -1,0 +1,673 @@
+"""What the retraining chain itself costs: runs per second, per-step latency, requests per run, memory.
+
+Run: `.venv/bin/python benchmarks/chain_bench.py [--runs 200] [--models 8] [--workers 4] [--burst]`.
+
+It starts its own in-memory Azurite (`devhost.world.Azurite`) and `benchmarks/fast_ml_service.py`
+(a stand-in ML service whose jobs finish the moment they start, so the figures measure the chain,
+not training) as child processes on loopback, then drives the chain in this process the way the
+Functions host would:
+
+* a Context like tests/chain/conftest.py's `world` (own table prefix and containers,
+  CHECK_INITIAL_DELAY_SECONDS=0), built by hand so its Storage carries a counting pipeline policy;
+* M models, each with one classic endpoint on the fast service;
+* N blobs spread over the models; for each, an upload (not counted: the data landing is not the
+  chain's work) and `retrain.triggers.on_blob` (as the blob trigger; counted, its HEAD included);
+* W worker threads playing the queue trigger: receive from the four step queues, call
+  `retrain.steps.handle`, delete on success, make visible again on an exception.
+
+Feeding: one active run per model, and newer data for a busy model waits as pending (latest wins,
+older pending runs end `superseded`). By default each model gets its next blob only after its
+previous run ended, so every run goes the whole way and ends `promoted`: throughput is of promoted
+runs. `--burst` lands every blob at once instead and reports the statuses (mostly `superseded`).
+
+Counting: storage requests at the SDK pipeline (one per logical call; SDK-internal retries would
+not add), classified by Azurite port (blob/queue/table) and by method + path shape; ML-service
+calls through a `requests` response hook on `ctx.session` (every attempt). Per-run averages are
+printed next to the minimum the design needs (table MINIMUM below, one line of reasoning each),
+flagged where measured > minimum, with the likely cause (table CAUSES, from reading retrain/).
+
+Everything is bounded (`--timeout`) and stopped in `finally` (by PID: only what it started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import queue
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import psutil  # noqa: E402
+import requests  # noqa: E402
+from azure.core.pipeline.policies import SansIOHTTPPolicy  # noqa: E402
+
+from devhost.world import Azurite, free_port  # noqa: E402
+from retrain import steps  # noqa: E402
+from retrain.context import Context  # noqa: E402
+from retrain.models import ModelDefinition  # noqa: E402
+from retrain.queues import Step  # noqa: E402
+from retrain.runs import RunStore, Status, parse_iso  # noqa: E402
+from retrain.settings import Settings  # noqa: E402
+from retrain.storage import Connection, Storage  # noqa: E402
+from retrain.triggers import BlobEvent, on_blob  # noqa: E402
+
+log = logging.getLogger("chain_bench")
+
+WS, TRAIN, PREDICT = "benchws", "bench-train", "bench-predict"
+TRAIN_KEY, WS_TOKEN = "bench-train-key", "bench-ws-token"
+RESOURCE = "Bench Model [trained model]"
+
+# What one promoted run needs at least, by the design (README "How it works"/"Guarantees") and the
+# code's contracts; (category, minimum per run, why). Categories not listed have a minimum of 0.
+MINIMUM = [
+    ("blob properties", 2, "trigger binding reads ETag+size (1); submit re-checks the ETag before training (1)"),
+    ("blob download", 1, "evaluate reads the Evaluate Model CSV"),
+    ("table models query", 1, "trigger: which model's data_prefix owns the blob (returns the row and its ETag)"),
+    ("table models get", 4, "each step loads the definition/champion once; admission can CAS on the query's ETag"),
+    ("table models update", 3, "CAS: admission (active_run), champion pointer, release of the active slot"),
+    ("table runs insert", 1, "insert-only creation is the dedup"),
+    ("table runs get", 4, "each step loads the run with its ETag"),
+    ("table runs update", 6, "If-Match per state change (queued, running, evaluating, promoting, promoted) "
+                             "+ job id recorded before start"),
+    ("table promotions insert", 1, "the history row"),
+    ("queue send", 4, "one message per step: submit, check, evaluate, promote"),
+    ("queue receive", 4, "host side: each message received once (a batch GET may carry several)"),
+    ("queue receive (empty)", 0, "host side: idle polling, set by the poll interval, not by the chain"),
+    ("queue delete", 4, "host side: each message deleted after its step succeeded"),
+    ("BES submit", 1, "POST jobs"),
+    ("BES start", 1, "POST jobs/{id}/start"),
+    ("BES status", 1, "the job is Finished at once and the first check is immediate (initial delay 0)"),
+    ("endpoint GET", 2, "read before writing (skip if already served) + read back to verify"),
+    ("endpoint PATCH", 1, "one write per promotion"),
+]
+
+# Likely causes of measured > minimum, from reading the code (file:function).
+CAUSES = {
+    "table models get": "ModelRegistry.update (retrain/models.py) always re-reads the row before its CAS, even "
+                        "right after the caller read it: admission after owner_of's query (+1), promote's "
+                        "champion CAS and release (chain.release) after the step's own read (+2)",
+    "table models query": "owner_of lists every model per blob event (a query); more than 1 means repeated lookups",
+    "table runs get": "re-reads: chain.enter/ _save_quietly after a lost race, _fail/_retry_later re-get the run",
+    "table runs update": "extra saves: _save_quietly (pending reason), transient-retry bookkeeping, endpoint outcomes",
+    "queue receive": "the SDK pattern receive_messages(max_messages=16) asks for ONE message per request "
+                     "(messages_per_page defaults to 1) and ends each poll with an empty request; "
+                     "--batch-receive sets messages_per_page (one GET per poll)",
+    "queue receive (empty)": "idle polling by W workers x 4 queues (host side; see the poll interval)",
+    "queue send": "re-sends: transient retries or check back-off (job not finished at the first check)",
+    "queue update": "a step raised (see errors) and its message was made visible again",
+    "BES status": "more than one poll: the job was not Finished at the first check",
+    "endpoint GET": "ClassicEndpoint.update: GET before + GET after; more means redelivered promote steps",
+}
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+class StorageCounter(SansIOHTTPPolicy):
+    """Counts every storage request of the chain's SDK clients by service (Azurite port) and operation."""
+
+    def __init__(self, ports: dict[int, str], table_prefix: str):
+        self.ports, self.table_prefix = ports, table_prefix
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.counts: Counter = Counter()
+            self.seconds: Counter = Counter()
+            self.errors: Counter = Counter()
+            self.messages = 0  # step messages handed out by non-empty receives
+
+    def on_request(self, request) -> None:
+        request.context["bench.key"] = self.classify(request.http_request.method, request.http_request.url)
+        request.context["bench.t0"] = time.perf_counter()
+
+    def on_response(self, request, response) -> None:
+        key = request.context.get("bench.key", "?")
+        elapsed = time.perf_counter() - request.context.get("bench.t0", time.perf_counter())
+        status = response.http_response.status_code
+        got = 0
+        if key == "queue receive":
+            got = response.http_response.body().count(b"<QueueMessage>")
+            if not got:
+                key = "queue receive (empty)"
+        with self.lock:
+            self.counts[key] += 1
+            self.seconds[key] += elapsed
+            self.messages += got
+            if status >= 400:
+                self.errors[f"{key} -> {status}"] += 1
+
+    def on_exception(self, request) -> None:
+        with self.lock:
+            self.errors[f"{request.context.get('bench.key', '?')} -> exception"] += 1
+
+    def classify(self, method: str, url: str) -> str:
+        parts = urlsplit(url)
+        kind = self.ports.get(parts.port, "other")
+        segs = [unquote(s) for s in parts.path.strip("/").split("/")[1:]]  # drop the account name
+        query = parts.query
+        if kind == "blob":
+            if "restype=container" in query:
+                return "blob container " + ("list" if "comp=list" in query else method)
+            return {"HEAD": "blob properties", "GET": "blob download", "PUT": "blob put"}.get(method, f"blob {method}")
+        if kind == "queue":
+            if len(segs) >= 2 and segs[1] == "messages":
+                if len(segs) == 2:
+                    return {"POST": "queue send", "GET": "queue receive", "DELETE": "queue clear"}.get(method, method)
+                return {"DELETE": "queue delete", "PUT": "queue update"}.get(method, f"queue message {method}")
+            return f"queue admin {method}"
+        if kind == "table":
+            m = re.match(r"^([^()]*)(?:\((.*)\))?$", segs[0] if segs else "")
+            name, args = (m[1], m[2]) if m else ("?", None)
+            if name == "Tables":
+                return "table admin"
+            table = name[len(self.table_prefix):] if name.startswith(self.table_prefix) else name
+            if method == "POST":
+                op = "batch" if name == "$batch" else "insert"
+            elif method == "GET":
+                op = "get" if args and "PartitionKey" in args else "query"
+            else:
+                op = {"PUT": "update", "MERGE": "merge", "PATCH": "merge", "DELETE": "delete"}.get(method, method)
+            return f"table {table} {op}"
+        return f"{kind} {method}"
+
+
+class HttpCounter:
+    """A `requests` response hook: every ML-service attempt, by what it is."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.counts: Counter = Counter()
+            self.seconds: Counter = Counter()
+            self.errors: Counter = Counter()
+
+    def __call__(self, response, *args, **kwargs):
+        method, path = response.request.method, urlsplit(response.request.url).path
+        if "/jobs" in path:
+            key = ("BES submit" if path.endswith("/jobs") else "BES start" if path.endswith("/start")
+                   else {"GET": "BES status", "DELETE": "BES cancel"}.get(method, f"BES {method}"))
+        elif "/endpoints/" in path:
+            key = f"endpoint {method}"
+        else:
+            key = f"http {method}"
+        with self.lock:
+            self.counts[key] += 1
+            self.seconds[key] += response.elapsed.total_seconds()
+            if response.status_code >= 400:
+                self.errors[f"{key} -> {response.status_code}"] += 1
+        return response
+
+
+class RunEnded(logging.Handler):
+    """Hears chain.finish's log line ("model=%s run=%s ended %s: %s") and tells the feeder; costs no request."""
+
+    def __init__(self, sink: "queue.Queue[tuple[str, str, str]]"):
+        super().__init__(logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, str) and record.msg.startswith("model=%s run=%s ended") and len(record.args) >= 3:
+            self.sink.put((str(record.args[0]), str(record.args[1]), str(record.args[2])))
+
+
+class MemorySampler(threading.Thread):
+    """RSS of this process every 0.1 s, with how many runs had ended then."""
+
+    def __init__(self, ended: callable):
+        super().__init__(daemon=True, name="rss-sampler")
+        self.ended, self.proc, self.stop = ended, psutil.Process(), threading.Event()
+        self.samples: list[tuple[int, int]] = []  # (runs ended, rss bytes)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.samples.append((self.ended(), self.proc.memory_info().rss))
+            self.stop.wait(0.1)
+
+    def growth_per_100(self, total: int) -> float | None:
+        """Least-squares slope of RSS over runs ended, after the first 20% (warm-up), per 100 runs."""
+        points = [(n, rss) for n, rss in self.samples if n >= max(5, total // 5)]
+        if len({n for n, _ in points}) < 3:
+            return None
+        mx = statistics.fmean(n for n, _ in points)
+        my = statistics.fmean(r for _, r in points)
+        var = sum((n - mx) ** 2 for n, _ in points)
+        return sum((n - mx) * (r - my) for n, r in points) / var * 100 if var else None
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
+
+
+def tree_cpu_rss(pid: int | None) -> tuple[float, int]:
+    """CPU seconds (user+sys) and RSS of a process and its children; (0, 0) if gone."""
+    if not pid:
+        return 0.0, 0
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+        cpu = sum(sum(p.cpu_times()[:2]) for p in procs)
+        return cpu, sum(p.memory_info().rss for p in procs)
+    except psutil.Error:
+        return 0.0, 0
+
+
+def environment_line(azurite_version: str) -> str:
+    import azure.core
+    import azure.data.tables
+    import azure.storage.blob
+    import azure.storage.queue
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"Python {platform.python_version()} on {platform.system()} {platform.machine()}; "
+            f"{os.cpu_count()} logical cores ({psutil.cpu_count(logical=False)} physical), load avg {load}; "
+            f"Azurite {azurite_version}; azure-core {azure.core.__version__}, tables {azure.data.tables.__version__}, "
+            f"queue {azure.storage.queue.__version__}, blob {azure.storage.blob.__version__}; "
+            f"requests {requests.__version__}")
+
+
+def azurite_version() -> str:
+    try:
+        return json.loads((REPO / "node_modules" / "azurite" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def start_fast_service(port: int, timeout: float = 30) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "fast_ml_service.py"), "--port", str(port),
+                             "--training-key", TRAIN_KEY, "--workspace-token", WS_TOKEN, "--resource-name", RESOURCE],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"fast_ml_service exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(proc)
+            raise RuntimeError(f"fast_ml_service not ready after {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def training_csv(index: int) -> bytes:
+    rows = "".join(f"{20 + (index + i) % 50},{30000 + 97 * i},{(index + i) % 2}\n" for i in range(20))
+    return ("age,income,label\n" + rows).encode()
+
+
+# ----------------------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, args, azurite: Azurite, service_url: str):
+        self.args = args
+        suffix = uuid.uuid4().hex[:8]
+        self.env = {"RETRAIN_STORAGE": azurite.connection_string, "RETRAIN_TABLE_PREFIX": f"b{suffix}",
+                    "TRAINING_CONTAINER": f"train-{suffix}", "OUTPUT_CONTAINER": f"out-{suffix}",
+                    "CHECK_INITIAL_DELAY_SECONDS": "0", "BENCH_BES_KEY": TRAIN_KEY, "BENCH_WS_TOKEN": WS_TOKEN}
+        settings = Settings.from_env(self.env)
+        connection = Connection.from_env(settings.connection, self.env)
+        self.storage_counter = StorageCounter({azurite.blob_port: "blob", azurite.queue_port: "queue",
+                                               azurite.table_port: "table"}, settings.table_prefix)
+        self.ctx = Context(settings, Storage(connection, per_call_policies=[self.storage_counter]), self.env).ensure()
+        self.http_counter = HttpCounter()
+        self.ctx.session.hooks["response"].append(self.http_counter)
+        self.plain = Storage(connection)  # not counted: uploads (the data landing) and the bench's own reads
+        self.observer = RunStore(self.plain.tables.get_table_client(f"{settings.table_prefix}runs"))
+        self.service_url = service_url
+        self.models = [f"bench-m{i:02d}" for i in range(args.models)]
+        self.ended_q: "queue.Queue[tuple[str, str, str]]" = queue.Queue()
+        self.ended = 0
+        self.stop = threading.Event()
+        self.step_errors: list[str] = []
+        self.handled: Counter = Counter()
+        self.handle_seconds: dict[Step, list[float]] = defaultdict(list)
+        self.lock = threading.Lock()
+
+    # --- set-up --------------------------------------------------------------------------------
+    def register(self) -> None:
+        for name in self.models:
+            body = {"training": {"url": f"{self.service_url}/workspaces/{WS}/services/{TRAIN}",
+                                 "key_setting": "BENCH_BES_KEY"},
+                    "endpoints": [{"kind": "classic", "key_setting": "BENCH_WS_TOKEN", "resource_name": RESOURCE,
+                                   "url": f"{self.service_url}/workspaces/{WS}/webservices/{PREDICT}/endpoints/{name}"}],
+                    "policy": {"rules": [{"metric": "AUC", "min": 0.7}]}}
+            self.ctx.models.put(ModelDefinition.from_json(name, body))
+
+    def land(self, model: str, index: int):
+        """Upload (not counted), then fire the blob trigger for it (counted: the trigger's own work)."""
+        container, name = self.ctx.settings.training_container, f"{model}/part-{index:05d}.csv"
+        self.plain.blobs.get_blob_client(container, name).upload_blob(training_csv(index), overwrite=True)
+        event = BlobEvent.from_client(self.ctx.storage.blobs.get_blob_client(container, name))
+        result = on_blob(self.ctx, event)
+        if result is None:
+            raise RuntimeError(f"blob {name} started no run")
+        return result.run
+
+    # --- the queue trigger -----------------------------------------------------------------------
+    def receive(self, client):
+        if self.args.batch_receive:  # one GetMessages request per poll, up to 16 messages
+            pages = client.receive_messages(messages_per_page=16, visibility_timeout=30).by_page()
+            try:
+                return list(next(pages))
+            except StopIteration:
+                return []
+        return client.receive_messages(max_messages=16, visibility_timeout=30)  # as tests/chain's Pump does
+
+    def worker(self) -> None:
+        idle = 0
+        while not self.stop.is_set():
+            got = 0
+            for step in Step:
+                client = self.ctx.queues.clients[step]
+                try:
+                    for message in self.receive(client):
+                        got += 1
+                        t0 = time.perf_counter()
+                        try:
+                            steps.handle(self.ctx, step, message.content)
+                        except Exception as e:  # the host logs it and the message comes back
+                            log.exception("%s step raised", step.value)
+                            with self.lock:
+                                self.step_errors.append(f"{step.value}: {type(e).__name__}: {e}"[:300])
+                            client.update_message(message, visibility_timeout=0)
+                            continue
+                        finally:
+                            with self.lock:
+                                self.handled[step] += 1
+                                self.handle_seconds[step].append(time.perf_counter() - t0)
+                        client.delete_message(message)
+                except Exception as e:  # a storage hiccup in receive/delete: keep polling
+                    log.warning("worker: %s: %s", type(e).__name__, e)
+                    with self.lock:
+                        self.step_errors.append(f"worker {step.value}: {type(e).__name__}: {e}"[:300])
+                    time.sleep(0.1)
+            if got:
+                idle = 0
+            else:
+                self.stop.wait(min(self.args.poll_max, 0.005 * 2 ** idle))
+                idle += 1
+
+    # --- the feeder ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        args = self.args
+        plan = {m: [i for i in range(args.runs) if i % len(self.models) == k] for k, m in enumerate(self.models)}
+        fired: dict[str, str] = {}  # run id -> model
+        inflight: dict[str, str] = {}  # model -> run id (sequential feed)
+        hook = RunEnded(self.ended_q)
+        logging.getLogger("retrain").addHandler(hook)
+        logging.getLogger("retrain").setLevel(logging.INFO)
+        sampler = MemorySampler(lambda: self.ended)
+        me = psutil.Process()
+        cpu0 = sum(me.cpu_times()[:2])
+        az0, svc0 = tree_cpu_rss(self.azurite_pid)[0], tree_cpu_rss(self.service_pid)[0]
+        rss0 = me.memory_info().rss
+        workers = [threading.Thread(target=self.worker, name=f"worker-{i}", daemon=True) for i in range(args.workers)]
+        t0_wall, t0 = datetime.now(timezone.utc), time.monotonic()
+        deadline = t0 + args.timeout
+        sampler.start()
+        for w in workers:
+            w.start()
+        try:
+            if args.burst:
+                for i in range(args.runs):
+                    model = self.models[i % len(self.models)]
+                    run = self.land(model, i)
+                    fired[run.run_id] = model
+                self.wait_all_terminal(fired, deadline)
+            else:
+                for model in self.models:
+                    if plan[model]:
+                        run = self.land(model, plan[model].pop(0))
+                        fired[run.run_id], inflight[model] = model, run.run_id
+                last_poll, last_note = time.monotonic(), time.monotonic()
+                while inflight:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{len(inflight)} run(s) not ended after {args.timeout:.0f}s "
+                                           f"({self.ended} ended); errors: {self.step_errors[-3:]}")
+                    try:
+                        ended = [self.ended_q.get(timeout=0.5)]
+                    except queue.Empty:
+                        ended = []
+                    if time.monotonic() - last_poll > 2:  # safety net, in case the log line changes
+                        last_poll = time.monotonic()
+                        for model, run_id in list(inflight.items()):
+                            r = self.observer.find(model, run_id)
+                            if r and r.terminal:
+                                ended.append((model, run_id, r.status.value))
+                    for model, run_id, _status in ended:
+                        if inflight.get(model) != run_id:
+                            continue
+                        del inflight[model]
+                        self.ended += 1
+                        if plan[model]:
+                            run = self.land(model, plan[model].pop(0))
+                            fired[run.run_id], inflight[model] = model, run.run_id
+                    if time.monotonic() - last_note > 5:
+                        last_note = time.monotonic()
+                        print(f"  ... {self.ended}/{args.runs} runs ended, {time.monotonic() - t0:.0f}s",
+                              file=sys.stderr)
+            elapsed_feed = time.monotonic() - t0
+        finally:
+            self.stop.set()
+            for w in workers:
+                w.join(timeout=30)
+            sampler.stop.set()
+            sampler.join(timeout=5)
+            logging.getLogger("retrain").removeHandler(hook)
+        cpu = sum(me.cpu_times()[:2]) - cpu0
+        az_cpu, az_rss = tree_cpu_rss(self.azurite_pid)
+        svc_cpu, svc_rss = tree_cpu_rss(self.service_pid)
+        runs = [r for model in self.models for r in self.observer.list(model, limit=10 ** 6)]
+        left = {s.value: self.plain.queue(s.queue).get_queue_properties().approximate_message_count for s in Step}
+        return {"runs": runs, "fired": len(fired), "t0_wall": t0_wall, "elapsed_feed": elapsed_feed,
+                "cpu": cpu, "azurite_cpu": az_cpu - az0, "azurite_rss": az_rss, "service_cpu": svc_cpu - svc0,
+                "service_rss": svc_rss, "rss0": rss0, "sampler": sampler, "left": left,
+                "alive_workers": sum(w.is_alive() for w in workers)}
+
+    def wait_all_terminal(self, fired: dict[str, str], deadline: float) -> None:
+        while True:
+            open_runs = sum(1 for _ in self.observer.unfinished())
+            self.ended = len(fired) - open_runs
+            if open_runs == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{open_runs} run(s) not terminal; errors: {self.step_errors[-3:]}")
+            time.sleep(0.5)
+
+    azurite_pid: int | None = None
+    service_pid: int | None = None
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def report(bench: Bench, r: dict, args) -> int:
+    runs = r["runs"]
+    statuses = Counter(run.status.value for run in runs)
+    promoted = [run for run in runs if run.status is Status.PROMOTED]
+    last_end = max((parse_iso(run.updated_at) for run in runs if run.terminal and run.updated_at), default=None)
+    wall = (last_end - r["t0_wall"]).total_seconds() if last_end else r["elapsed_feed"]
+    n, n_promoted = len(runs), len(promoted)
+    print()
+    print(f"feed: {'burst (every blob lands at once; latest wins)' if args.burst else 'sequential per model (next blob after the previous run ended: every run can be promoted)'}; "
+          f"receive: {'one GET per poll (messages_per_page=16)' if args.batch_receive else 'receive_messages(max_messages=16) as the tests do'}; "
+          f"idle poll up to {args.poll_max * 1000:.0f} ms")
+    print(f"runs: {n} fired, statuses {dict(sorted(statuses.items()))}")
+    print()
+    print("throughput")
+    print(f"  {'promoted runs/s':<28}{n_promoted / wall:>9.2f}   ({n_promoted} promoted in {wall:.1f} s, "
+          f"first blob event to last run end)")
+    print(f"  {'ended runs/s':<28}{n / wall:>9.2f}")
+    handled = sum(bench.handled.values())
+    print(f"  {'step messages handled/s':<28}{handled / wall:>9.2f}   ({handled} handled: "
+          + ", ".join(f"{s.value} {bench.handled[s]}" for s in Step) + ")")
+
+    print()
+    print("latency per step, promoted runs (ms, from each run's step_times)   p50      p95      max   handler p50")
+    spans = [("admission", "pending", "queued", None), ("submit", "queued", "running", Step.SUBMIT),
+             ("check", "running", "evaluating", Step.CHECK), ("evaluate", "evaluating", "promoting", Step.EVALUATE),
+             ("promote", "promoting", "promoted", Step.PROMOTE)]
+    for label, a, b, step in spans:
+        values = [(parse_iso(run.step_times[b]) - parse_iso(run.step_times[a])).total_seconds() * 1000
+                  for run in promoted if a in run.step_times and b in run.step_times]
+        handler = f"{pct([s * 1000 for s in bench.handle_seconds[step]], 50):9.1f}" if step else "        -"
+        print(f"  {label + f' ({a}->{b})':<66}{pct(values, 50):7.1f}  {pct(values, 95):7.1f}  "
+              f"{max(values, default=float('nan')):7.1f}  {handler}")
+    e2e = [(parse_iso(run.step_times["promoted"]) - parse_iso(run.created_at)).total_seconds() * 1000
+           for run in promoted]
+    print(f"  {'end to end (created->promoted)':<66}{pct(e2e, 50):7.1f}  {pct(e2e, 95):7.1f}  "
+          f"{max(e2e, default=float('nan')):7.1f}")
+    print("  (each span = from the state's entry to the next state's entry: the state's save + message send, the "
+          "queue wait, the step's handler up to its next move; check includes the first status check's visibility "
+          "delay, 0 here: CHECK_INITIAL_DELAY_SECONDS=0, and `max(delay, 1.0)` in steps._check only applies to "
+          "re-checks of an unfinished job)")
+
+    print()
+    print(f"requests per run (averaged over {n} runs; storage at the SDK pipeline, ML service per HTTP attempt)")
+    print(f"  {'category':<30}{'measured':>9}{'minimum':>9}  {'mean ms':>8}  why the minimum / flag")
+    counts = Counter(bench.storage_counter.counts) + Counter(bench.http_counter.counts)
+    seconds = Counter(bench.storage_counter.seconds) + Counter(bench.http_counter.seconds)
+    minimum = {k: (v, why) for k, v, why in MINIMUM}
+    order = [k for k, _, _ in MINIMUM] + sorted(k for k in counts if k not in minimum)
+    totals = Counter()
+    for key in order:
+        measured = counts.get(key, 0) / n if n else 0.0
+        least, why = minimum.get(key, (0, "not needed by the design"))
+        group = key.split()[0]
+        totals[group] += measured
+        totals[f"{group} min"] += least if key != "queue receive (empty)" else 0
+        mean_ms = seconds[key] / counts[key] * 1000 if counts.get(key) else float("nan")
+        over = measured > least + 0.02
+        if key == "queue receive" and args.batch_receive:
+            over = measured > least + 0.02  # a batch may carry several messages: at most the minimum
+        flag = f"  <-- OVER: {CAUSES.get(key, 'unexpected; investigate')}" if over else ""
+        print(f"  {key:<30}{measured:>9.2f}{least:>9}  {mean_ms:>8.2f}  {why}{flag}")
+    print(f"  {'-' * 28}")
+    for group in ("blob", "table", "queue", "BES", "endpoint"):
+        print(f"  {group + ' total':<30}{totals[group]:>9.2f}{totals[group + ' min']:>9.0f}")
+    if bench.storage_counter.messages:
+        per_receive = bench.storage_counter.messages / max(1, counts.get("queue receive", 0))
+        print(f"  step messages received: {bench.storage_counter.messages / n:.2f} per run "
+              f"({per_receive:.2f} per non-empty receive request)")
+    errors = Counter(bench.storage_counter.errors) + Counter(bench.http_counter.errors)
+    if errors:
+        print(f"  error statuses: {dict(errors)}")
+    try:
+        stats = requests.get(f"{bench.service_url}/_stats", timeout=5).json()
+        print(f"  fast ML service saw: {stats}")
+    except requests.RequestException:
+        pass
+
+    print()
+    sampler: MemorySampler = r["sampler"]
+    peak = max((rss for _, rss in sampler.samples), default=0)
+    growth = sampler.growth_per_100(n)
+    mb = 1024 * 1024
+    print("memory and CPU")
+    print(f"  bench process RSS: {r['rss0'] / mb:.1f} MiB before the runs, peak {peak / mb:.1f} MiB (sampled every "
+          f"0.1 s), growth {'n/a (too few runs)' if growth is None else f'{growth / mb:+.2f} MiB per 100 runs'} "
+          f"(least squares after the first 20% of runs)")
+    print(f"  CPU per run: bench process (chain + host emulation) {r['cpu'] / n * 1000:.1f} ms, "
+          f"Azurite {r['azurite_cpu'] / n * 1000:.1f} ms, fast ML service {r['service_cpu'] / n * 1000:.1f} ms; "
+          f"Azurite RSS at end {r['azurite_rss'] / mb:.0f} MiB")
+
+    problems = []
+    if not args.burst and n_promoted != n:
+        problems.append(f"expected every run promoted, got {dict(statuses)}")
+    if args.burst and statuses.keys() - {"promoted", "superseded"}:
+        problems.append(f"unexpected statuses in burst mode: {dict(statuses)}")
+    if n != args.runs:
+        problems.append(f"{args.runs} blobs landed but {n} runs exist")
+    if any(r["left"].values()):
+        problems.append(f"messages left in the step queues: {r['left']}")
+    if bench.step_errors:
+        problems.append(f"{len(bench.step_errors)} step/worker error(s), e.g. {bench.step_errors[:3]}")
+    if r["alive_workers"]:
+        problems.append(f"{r['alive_workers']} worker(s) did not stop")
+    for p in problems:
+        print(f"PROBLEM: {p}")
+    return 1 if problems else 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=200, help="blobs landed = runs (default 200)")
+    p.add_argument("--models", type=int, default=8, help="models, each with one classic endpoint (default 8)")
+    p.add_argument("--workers", type=int, default=4, help="queue-trigger worker threads (default 4)")
+    p.add_argument("--burst", action="store_true", help="land every blob at once (latest wins) instead of one "
+                                                        "run per model at a time")
+    p.add_argument("--batch-receive", action="store_true", help="one GetMessages request per poll "
+                                                                "(messages_per_page=16) instead of the SDK default")
+    p.add_argument("--poll-max", type=float, default=0.1, help="longest idle sleep between polls, s (default 0.1)")
+    p.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
+    args = p.parse_args()
+    if args.runs < 1 or args.models < 1 or args.workers < 1:
+        p.error("--runs, --models and --workers must be at least 1")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.root.handlers:  # "retrain" logs at INFO for RunEnded; print only warnings
+        handler.setLevel(logging.WARNING)
+
+    print(f"chain_bench: {args.runs} runs, {args.models} models, {args.workers} workers")
+    print(environment_line(azurite_version()))
+    azurite = service = None
+    started = time.monotonic()
+    try:
+        azurite = Azurite.start()
+        port = free_port()
+        service = start_fast_service(port)
+        bench = Bench(args, azurite, f"http://127.0.0.1:{port}")
+        bench.azurite_pid, bench.service_pid = azurite.process.pid, service.pid
+        bench.register()
+        bench.storage_counter.reset()  # set-up (tables, queues, containers, models) is not per-run work
+        bench.http_counter.reset()
+        result = bench.run()
+        code = report(bench, result, args)
+    finally:
+        stop_process(service)
+        if azurite is not None:
+            azurite.stop()
+    print(f"\n(total {time.monotonic() - started:.0f} s including start-up; Azurite and the fast ML service stopped)")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
