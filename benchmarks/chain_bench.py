@@ -1,6 +1,7 @@
 """What the retraining chain itself costs: runs per second, per-step latency, requests per run, memory.
 
-Run: `.venv/bin/python benchmarks/chain_bench.py [--runs 200] [--models 8] [--workers 4] [--burst]`.
+Run: `.venv/bin/python benchmarks/chain_bench.py [--runs 200] [--models 8] [--workers 4] [--burst]
+[--batch-receive] [--poll-max 0.1] [--timeout 600]` (default size: under a minute on 2 cores).
 
 It starts its own in-memory Azurite (`devhost.world.Azurite`) and `benchmarks/fast_ml_service.py`
 (a stand-in ML service whose jobs finish the moment they start, so the figures measure the chain,
@@ -8,21 +9,24 @@ not training) as child processes on loopback, then drives the chain in this proc
 Functions host would:
 
 * a Context like tests/chain/conftest.py's `world` (own table prefix and containers,
-  CHECK_INITIAL_DELAY_SECONDS=0), built by hand so its Storage carries a counting pipeline policy;
+  CHECK_INITIAL_DELAY_SECONDS=0), built by hand so that its Storage counts every request;
 * M models, each with one classic endpoint on the fast service;
 * N blobs spread over the models; for each, an upload (not counted: the data landing is not the
   chain's work) and `retrain.triggers.on_blob` (as the blob trigger; counted, its HEAD included);
 * W worker threads playing the queue trigger: receive from the four step queues, call
-  `retrain.steps.handle`, delete on success, make visible again on an exception.
+  `retrain.steps.handle`, delete on success, make visible again on an exception. They receive the
+  way tests/chain's Pump does (`receive_messages(max_messages=16)`: one message per request, see
+  CAUSES); `--batch-receive` takes one GET per poll of up to 16, as the Functions host does.
 
 Feeding: one active run per model, and newer data for a busy model waits as pending (latest wins,
 older pending runs end `superseded`). By default each model gets its next blob only after its
 previous run ended, so every run goes the whole way and ends `promoted`: throughput is of promoted
-runs. `--burst` lands every blob at once instead and reports the statuses (mostly `superseded`).
+runs. `--burst` lands every blob as fast as the trigger goes instead and counts the statuses
+(a busy model's newer data waits as pending; an older pending run ends `superseded`).
 
-Counting: storage requests at the SDK pipeline (one per logical call; SDK-internal retries would
-not add), classified by Azurite port (blob/queue/table) and by method + path shape; ML-service
-calls through a `requests` response hook on `ctx.session` (every attempt). Per-run averages are
+Counting: storage requests at the SDK transport (every attempt; `Storage(connection, transport=...)`
+gives each service client a counting transport, and child clients share it), classified by Azurite port (blob/queue/table) and by method + path shape; ML-service calls
+through a `requests` response hook on `ctx.session` (every attempt). Per-run averages are
 printed next to the minimum the design needs (table MINIMUM below, one line of reasoning each),
 flagged where measured > minimum, with the likely cause (table CAUSES, from reading retrain/).
 
@@ -54,7 +58,7 @@ sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
 import requests  # noqa: E402
-from azure.core.pipeline.policies import SansIOHTTPPolicy  # noqa: E402
+from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
 
 from devhost.world import Azurite, free_port  # noqa: E402
 from retrain import steps  # noqa: E402
@@ -100,14 +104,21 @@ MINIMUM = [
 CAUSES = {
     "table models get": "ModelRegistry.update (retrain/models.py) always re-reads the row before its CAS, even "
                         "right after the caller read it: admission after owner_of's query (+1), promote's "
-                        "champion CAS and release (chain.release) after the step's own read (+2)",
+                        "champion CAS and chain.release after the step's own read (+2); a pending admission "
+                        "re-reads the row only to name the active run in its reason (chain.admit, +1); "
+                        "each lost CAS race (412 below) re-reads once more",
+    "table models update": "lost CAS races on the model row (412 below: trigger admission vs a step's "
+                           "champion/release write) are retried; a pending admission writes pending_run (+1)",
     "table models query": "owner_of lists every model per blob event (a query); more than 1 means repeated lookups",
-    "table runs get": "re-reads: chain.enter/ _save_quietly after a lost race, _fail/_retry_later re-get the run",
-    "table runs update": "extra saves: _save_quietly (pending reason), transient-retry bookkeeping, endpoint outcomes",
+    "table runs get": "pending runs (burst feed): admission's is_finished reads the active run and the pending "
+                      "one, release re-reads the run it hands the slot to; lost races re-get the run",
+    "table runs update": "pending runs (burst feed): the 'waiting for run ...' reason (chain._save_quietly), "
+                         "superseded runs; transient-retry bookkeeping; endpoint outcomes after a failure",
     "queue receive": "the SDK pattern receive_messages(max_messages=16) asks for ONE message per request "
                      "(messages_per_page defaults to 1) and ends each poll with an empty request; "
                      "--batch-receive sets messages_per_page (one GET per poll)",
-    "queue receive (empty)": "idle polling by W workers x 4 queues (host side; see the poll interval)",
+    "queue receive (empty)": "host side: idle polls of W workers x 4 queues (--poll-max) and, with the SDK "
+                             "receive pattern, the empty request that ends every non-empty poll",
     "queue send": "re-sends: transient retries or check back-off (job not finished at the first check)",
     "queue update": "a step raised (see errors) and its message was made visible again",
     "BES status": "more than one poll: the job was not Finished at the first check",
@@ -118,7 +129,7 @@ CAUSES = {
 # ----------------------------------------------------------------------------- counting
 
 
-class StorageCounter(SansIOHTTPPolicy):
+class StorageCounter:
     """Counts every storage request of the chain's SDK clients by service (Azurite port) and operation."""
 
     def __init__(self, ports: dict[int, str], table_prefix: str):
@@ -133,29 +144,20 @@ class StorageCounter(SansIOHTTPPolicy):
             self.errors: Counter = Counter()
             self.messages = 0  # step messages handed out by non-empty receives
 
-    def on_request(self, request) -> None:
-        request.context["bench.key"] = self.classify(request.http_request.method, request.http_request.url)
-        request.context["bench.t0"] = time.perf_counter()
-
-    def on_response(self, request, response) -> None:
-        key = request.context.get("bench.key", "?")
-        elapsed = time.perf_counter() - request.context.get("bench.t0", time.perf_counter())
-        status = response.http_response.status_code
+    def record(self, key: str, status: int | None, elapsed: float, body: bytes | None = None) -> None:
         got = 0
-        if key == "queue receive":
-            got = response.http_response.body().count(b"<QueueMessage>")
+        if key == "queue receive" and body is not None:
+            got = body.count(b"<QueueMessage>")
             if not got:
                 key = "queue receive (empty)"
         with self.lock:
             self.counts[key] += 1
             self.seconds[key] += elapsed
             self.messages += got
-            if status >= 400:
+            if status is None:
+                self.errors[f"{key} -> exception"] += 1
+            elif status >= 400:
                 self.errors[f"{key} -> {status}"] += 1
-
-    def on_exception(self, request) -> None:
-        with self.lock:
-            self.errors[f"{request.context.get('bench.key', '?')} -> exception"] += 1
 
     def classify(self, method: str, url: str) -> str:
         parts = urlsplit(url)
@@ -186,6 +188,32 @@ class StorageCounter(SansIOHTTPPolicy):
                 op = {"PUT": "update", "MERGE": "merge", "PATCH": "merge", "DELETE": "delete"}.get(method, method)
             return f"table {table} {op}"
         return f"{kind} {method}"
+
+
+class CountingTransport(RequestsTransport):
+    """The storage SDKs' HTTP transport, counting each request it sends (every attempt) into a StorageCounter.
+
+    Child clients (get_blob_client, get_queue_client, get_table_client) wrap their service client's
+    transport, so every request of the chain passes here.
+    """
+
+    def __init__(self, counter: StorageCounter, **kwargs):
+        super().__init__(**kwargs)
+        self.counter = counter
+
+    def send(self, request, **kwargs):  # noqa: D102
+        key = self.counter.classify(request.method, request.url)
+        t0 = time.perf_counter()
+        try:
+            response = super().send(request, **kwargs)
+        except Exception:
+            self.counter.record(key, None, time.perf_counter() - t0)
+            raise
+        body = None
+        if key == "queue receive":
+            body = response.body() if hasattr(response, "body") else response.read()
+        self.counter.record(key, response.status_code, time.perf_counter() - t0, body)
+        return response
 
 
 class HttpCounter:
@@ -337,8 +365,9 @@ def training_csv(index: int) -> bytes:
 
 
 class Bench:
-    def __init__(self, args, azurite: Azurite, service_url: str):
+    def __init__(self, args, azurite: Azurite, service_url: str, service_pid: int):
         self.args = args
+        self.azurite_pid, self.service_pid = azurite.process.pid, service_pid
         suffix = uuid.uuid4().hex[:8]
         self.env = {"RETRAIN_STORAGE": azurite.connection_string, "RETRAIN_TABLE_PREFIX": f"b{suffix}",
                     "TRAINING_CONTAINER": f"train-{suffix}", "OUTPUT_CONTAINER": f"out-{suffix}",
@@ -347,7 +376,8 @@ class Bench:
         connection = Connection.from_env(settings.connection, self.env)
         self.storage_counter = StorageCounter({azurite.blob_port: "blob", azurite.queue_port: "queue",
                                                azurite.table_port: "table"}, settings.table_prefix)
-        self.ctx = Context(settings, Storage(connection, per_call_policies=[self.storage_counter]), self.env).ensure()
+        storage = Storage(connection, transport=lambda: CountingTransport(self.storage_counter))
+        self.ctx = Context(settings, storage, self.env).ensure()
         self.http_counter = HttpCounter()
         self.ctx.session.hooks["response"].append(self.http_counter)
         self.plain = Storage(connection)  # not counted: uploads (the data landing) and the bench's own reads
@@ -365,10 +395,11 @@ class Bench:
     # --- set-up --------------------------------------------------------------------------------
     def register(self) -> None:
         for name in self.models:
+            endpoint = f"{self.service_url}/workspaces/{WS}/webservices/{PREDICT}/endpoints/{name}"
             body = {"training": {"url": f"{self.service_url}/workspaces/{WS}/services/{TRAIN}",
                                  "key_setting": "BENCH_BES_KEY"},
                     "endpoints": [{"kind": "classic", "key_setting": "BENCH_WS_TOKEN", "resource_name": RESOURCE,
-                                   "url": f"{self.service_url}/workspaces/{WS}/webservices/{PREDICT}/endpoints/{name}"}],
+                                   "url": endpoint}],
                     "policy": {"rules": [{"metric": "AUC", "min": 0.7}]}}
             self.ctx.models.put(ModelDefinition.from_json(name, body))
 
@@ -513,9 +544,6 @@ class Bench:
                 raise TimeoutError(f"{open_runs} run(s) not terminal; errors: {self.step_errors[-3:]}")
             time.sleep(0.5)
 
-    azurite_pid: int | None = None
-    service_pid: int | None = None
-
 
 # ----------------------------------------------------------------------------- report
 
@@ -528,9 +556,11 @@ def report(bench: Bench, r: dict, args) -> int:
     wall = (last_end - r["t0_wall"]).total_seconds() if last_end else r["elapsed_feed"]
     n, n_promoted = len(runs), len(promoted)
     print()
-    print(f"feed: {'burst (every blob lands at once; latest wins)' if args.burst else 'sequential per model (next blob after the previous run ended: every run can be promoted)'}; "
-          f"receive: {'one GET per poll (messages_per_page=16)' if args.batch_receive else 'receive_messages(max_messages=16) as the tests do'}; "
-          f"idle poll up to {args.poll_max * 1000:.0f} ms")
+    feed = ("burst (every blob lands at once; latest wins, older pending runs end superseded)" if args.burst else
+            "sequential per model (its next blob lands when its previous run ended, so every run can be promoted)")
+    receive = ("one GET per poll (messages_per_page=16)" if args.batch_receive
+               else "receive_messages(max_messages=16) as tests/chain's Pump does")
+    print(f"feed: {feed}; receive: {receive}; idle poll up to {args.poll_max * 1000:.0f} ms")
     print(f"runs: {n} fired, statuses {dict(sorted(statuses.items()))}")
     print()
     print("throughput")
@@ -562,7 +592,7 @@ def report(bench: Bench, r: dict, args) -> int:
           "re-checks of an unfinished job)")
 
     print()
-    print(f"requests per run (averaged over {n} runs; storage at the SDK pipeline, ML service per HTTP attempt)")
+    print(f"requests per run (averaged over {n} runs; storage at the SDK transport, ML service per HTTP attempt)")
     print(f"  {'category':<30}{'measured':>9}{'minimum':>9}  {'mean ms':>8}  why the minimum / flag")
     counts = Counter(bench.storage_counter.counts) + Counter(bench.http_counter.counts)
     seconds = Counter(bench.storage_counter.seconds) + Counter(bench.http_counter.seconds)
@@ -589,8 +619,7 @@ def report(bench: Bench, r: dict, args) -> int:
         print(f"  step messages received: {bench.storage_counter.messages / n:.2f} per run "
               f"({per_receive:.2f} per non-empty receive request)")
     errors = Counter(bench.storage_counter.errors) + Counter(bench.http_counter.errors)
-    if errors:
-        print(f"  error statuses: {dict(errors)}")
+    print(f"  error statuses: {dict(errors) if errors else 'none'}")
     try:
         stats = requests.get(f"{bench.service_url}/_stats", timeout=5).json()
         print(f"  fast ML service saw: {stats}")
@@ -654,12 +683,15 @@ def main() -> int:
         azurite = Azurite.start()
         port = free_port()
         service = start_fast_service(port)
-        bench = Bench(args, azurite, f"http://127.0.0.1:{port}")
-        bench.azurite_pid, bench.service_pid = azurite.process.pid, service.pid
+        bench = Bench(args, azurite, f"http://127.0.0.1:{port}", service.pid)
         bench.register()
         bench.storage_counter.reset()  # set-up (tables, queues, containers, models) is not per-run work
         bench.http_counter.reset()
-        result = bench.run()
+        try:
+            result = bench.run()
+        except TimeoutError as e:
+            print(f"TIMEOUT: {e}")
+            return 2
         code = report(bench, result, args)
     finally:
         stop_process(service)

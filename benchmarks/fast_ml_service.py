@@ -67,7 +67,8 @@ class FastMLService:
         csv = HEADER + "\n" + CHALLENGER + "\n" + (BASELINE + "\n" if job["baseline"] else "")
         for name, body in ((self.model_output, ILEARNER), (self.evaluation_output, csv.encode())):
             ref = job["outputs"][name]
-            url = ref.get("BaseLocation", "") + ref.get("RelativeLocation", "").lstrip("/") + ref.get("SasBlobToken", "")
+            url = (ref.get("BaseLocation", "") + ref.get("RelativeLocation", "").lstrip("/")
+                   + ref.get("SasBlobToken", ""))
             try:
                 r = self.blobs.put(url, data=body, headers={"x-ms-blob-type": "BlockBlob"}, timeout=30)
             except requests.RequestException as e:
@@ -100,9 +101,7 @@ class Handler(BaseHTTPRequestHandler):
         self._reply(status, {"error": {"code": code, "message": message}})
 
     def _body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        return json.loads(raw) if raw else None
+        return json.loads(self._raw) if self._raw else None
 
     def _authorized(self, key: str) -> bool:
         if self.headers.get("Authorization") == f"Bearer {key}":
@@ -113,14 +112,18 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         svc: FastMLService = self.server.service
         path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw = self.rfile.read(length) if length else b""  # always read: the connection is kept alive
+        jobs, endpoint = JOBS.match(path), ENDPOINT.match(path)
+        label = ("jobs/{id}/start" if jobs["start"] else "jobs/{id}" if jobs["id"] else "jobs") if jobs \
+            else "endpoint" if endpoint else path
         with svc.lock:
-            svc.stats[f"{method} {'jobs' if JOBS.match(path) else 'endpoint' if ENDPOINT.match(path) else path}"] += 1
+            svc.stats[f"{method} {label}"] += 1
         if method == "GET" and path == "/healthz":
             return self._reply(200, {"status": "ok"})
         if method == "GET" and path == "/_stats":
             with svc.lock:
                 return self._reply(200, dict(svc.stats))
-        jobs, endpoint = JOBS.match(path), ENDPOINT.match(path)
         if jobs:
             if self._authorized(svc.training_key):
                 self._jobs(svc, method, jobs["id"], bool(jobs["start"]))

@@ -168,7 +168,8 @@ class QueueListener:
         if free <= 0:
             return 0
         try:
-            messages = list(self.queue.receive_messages(max_messages=min(free, 32),
+            batch = min(free, 32)  # one request for the whole batch, as the host does
+            messages = list(self.queue.receive_messages(messages_per_page=batch, max_messages=batch,
                                                         visibility_timeout=max(1, round(self.lease_seconds))))
         except ResourceNotFoundError:
             self._ensure_queue()  # deleted while we ran: the host recreates it

@@ -26,8 +26,12 @@ class StartResult:
         return f"run {self.run.run_id} {self.run.status.value}: {self.run.reason}"
 
 
-def start(ctx: Context, model: str, data: DataRef, trigger: Trigger) -> StartResult:
-    """Create the run for (model, blob, ETag) once, then admit it; safe to call any number of times."""
+def start(ctx: Context, model: str, data: DataRef, trigger: Trigger, *,
+          state: ModelState | None = None) -> StartResult:
+    """Create the run for (model, blob, ETag) once, then admit it; safe to call any number of times.
+
+    `state` is the model row if the caller just read it.
+    """
     now = ctx.clock()
     # A pending run may wait for the active one (itself bounded by the timeout); admission resets the clock.
     run = Run(model=model, run_id=run_id_for(model, data), trigger=trigger, data=data, status=Status.PENDING,
@@ -35,13 +39,13 @@ def start(ctx: Context, model: str, data: DataRef, trigger: Trigger) -> StartRes
               next_action_at=iso(now), step_times={Status.PENDING.value: iso(now)})
     run, created = ctx.runs.create(run)
     if run.status is Status.PENDING:
-        run = admit(ctx, run)
+        run = admit(ctx, run, state=state)
     log.info("model=%s run=%s trigger=%s data=%s created=%s status=%s", model, run.run_id, trigger.value,
              data.path, created, run.status.value)
     return StartResult(run, created)
 
 
-def admit(ctx: Context, run: Run) -> Run:
+def admit(ctx: Context, run: Run, *, state: ModelState | None = None) -> Run:
     """Make a pending run the model's active run if it is free, else its pending run (latest data wins)."""
     verdict: dict[str, str | None] = {}
 
@@ -59,6 +63,7 @@ def admit(ctx: Context, run: Run) -> Run:
             return replace(m, active_run=run.run_id, pending_run=other.run_id if newer else None)
         if m.pending_run == run.run_id:
             verdict["role"] = "pending"
+            verdict["active"] = m.active_run
             return None
         if newer:
             verdict["role"] = "superseded"
@@ -66,9 +71,10 @@ def admit(ctx: Context, run: Run) -> Run:
             return None
         verdict["role"] = "pending"
         verdict["displaces"] = m.pending_run
+        verdict["active"] = m.active_run
         return replace(m, pending_run=run.run_id)
 
-    ctx.models.update(run.model, change)
+    ctx.models.update(run.model, change, current=state)
     role = verdict["role"]
     if role == "superseded":
         return _supersede(ctx, run, by=verdict["by"]) or ctx.runs.get(run.model, run.run_id)
@@ -77,8 +83,8 @@ def admit(ctx: Context, run: Run) -> Run:
         if displaced:
             _supersede(ctx, displaced, by=run.run_id)
     if role == "pending":
-        active = ctx.models.get(run.model).active_run
-        return _save_quietly(ctx, replace(run, reason=f"waiting for run {active} to end (newer data replaces this)"))
+        return _save_quietly(ctx, replace(run, reason=f"waiting for run {verdict['active']} to end "
+                                                      "(newer data replaces this)"))
     return _queue(ctx, run)
 
 
@@ -90,7 +96,8 @@ def _queue(ctx: Context, run: Run) -> Run:
 
 def enter(ctx: Context, run: Run, status: Status, reason: str, *, delay: float = 0, **changes) -> Run:
     """Move a run to a working status and enqueue the step it needs; a lost race leaves the winner's state."""
-    moved = run.moved(status, reason, next_action_at=iso(ctx.clock() + timedelta(seconds=delay)), **changes)
+    now = ctx.clock()
+    moved = run.moved(status, reason, at=now, next_action_at=iso(now + timedelta(seconds=delay)), **changes)
     try:
         saved = ctx.runs.save(moved)
     except ConcurrentUpdate:
@@ -103,7 +110,7 @@ def enter(ctx: Context, run: Run, status: Status, reason: str, *, delay: float =
 def finish(ctx: Context, run: Run, status: Status, reason: str, **changes) -> Run:
     """End a run (If-Match), then free its model for the pending run."""
     assert status.terminal, status
-    saved = ctx.runs.save(run.moved(status, reason, next_action_at="", **changes))
+    saved = ctx.runs.save(run.moved(status, reason, at=ctx.clock(), next_action_at="", **changes))
     log.info("model=%s run=%s ended %s: %s", saved.model, saved.run_id, status.value, reason)
     release(ctx, saved.model, saved.run_id)
     return saved

@@ -321,14 +321,14 @@ class ModelRegistry:
             pass
         return self.update(definition.name, lambda m: replace(m, definition=definition)), False
 
-    def update(self, name: str, change: Callable[[ModelState], ModelState | None],
-               attempts: int = 10) -> ModelState:
-        """Apply `change` to a fresh read and write it with If-Match, re-reading on a lost race.
+    def update(self, name: str, change: Callable[[ModelState], ModelState | None], *,
+               current: ModelState | None = None, attempts: int = 10) -> ModelState:
+        """Apply `change` and write it with If-Match, re-reading only after a lost race.
 
-        `change` returns None to leave the row as it is.
+        `current` is a state the caller just read (saves a read); `change` returns None to leave the row.
         """
         for _ in range(attempts):
-            current = self.get(name)
+            current = current if current is not None and current.etag else self.get(name)
             new = change(current)
             if new is None:
                 return current
@@ -338,7 +338,7 @@ class ModelRegistry:
                                                 match_condition=MatchConditions.IfNotModified)
                 return replace(new, etag=meta.get("etag"))
             except ResourceModifiedError:
-                continue
+                current = None
         raise ConcurrentUpdate(f"model {name!r} kept changing under {attempts} attempts to update it")
 
     def delete(self, name: str) -> None:

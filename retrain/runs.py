@@ -113,9 +113,9 @@ class Run:
     def terminal(self) -> bool:
         return self.status.terminal
 
-    def moved(self, status: Status, reason: str, **changes) -> "Run":
+    def moved(self, status: Status, reason: str, *, at: datetime | None = None, **changes) -> "Run":
         """The same run in a new status, with the time it got there."""
-        now = iso(utcnow())
+        now = iso(at or utcnow())
         times = dict(self.step_times)
         times.setdefault(status.value, now)
         return replace(self, status=status, reason=reason, step_times=times, transient_failures=0, **changes)

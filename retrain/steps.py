@@ -322,7 +322,7 @@ def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) ->
                                     note=(run.decision or {}).get("summary", ""), endpoints=outcomes))
     champion = ChampionRecord(run.run_id, target, dict(run.metrics), now)
     ctx.models.update(run.model, lambda m: None if m.champion and m.champion.run_id == run.run_id
-                      else replace(m, champion=champion))
+                      else replace(m, champion=champion), current=model)
     served = f"now serving on {len(outcomes)} endpoint(s)" if outcomes else "no endpoints configured; champion updated"
     chain.finish(ctx, run, Status.PROMOTED, f"promoted: {served}", endpoints=outcomes)
 

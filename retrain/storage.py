@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Mapping
+from typing import Callable, Mapping
 
 from azure.core.credentials import TokenCredential
+from azure.core.pipeline.transport import HttpTransport
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, UserDelegationKey,
                                 generate_blob_sas)
@@ -101,21 +102,23 @@ class Connection:
 class Storage:
     """SDK clients for one connection, created once and shared (they pool connections)."""
 
-    def __init__(self, connection: Connection, *, per_call_policies: list | None = None):
+    def __init__(self, connection: Connection, *, transport: Callable[[], HttpTransport] | None = None):
+        """`transport` makes one HTTP transport per service client (a benchmark counts requests there)."""
         self.connection = connection
-        kw = {"per_call_policies": per_call_policies} if per_call_policies else {}
+
+        def kw() -> dict:
+            return {"transport": transport()} if transport else {}
+
         if connection.connection_string:
             cs = connection.connection_string
-            self.blobs = BlobServiceClient.from_connection_string(cs, **kw)
-            self.queues = QueueServiceClient.from_connection_string(cs, **kw)
-            self.tables = TableServiceClient.from_connection_string(cs, **kw)
-            self._credential = None
+            self.blobs = BlobServiceClient.from_connection_string(cs, **kw())
+            self.queues = QueueServiceClient.from_connection_string(cs, **kw())
+            self.tables = TableServiceClient.from_connection_string(cs, **kw())
         else:
-            self._credential = connection.credential()
-            self.blobs = BlobServiceClient(connection.blob_uri, credential=self._credential, **kw)
-            self.queues = QueueServiceClient(connection.queue_uri, credential=self._credential, **kw)
-            self.tables = TableServiceClient(connection.table_uri, credential=self._credential, **kw)
-        self._kw = kw
+            credential = connection.credential()
+            self.blobs = BlobServiceClient(connection.blob_uri, credential=credential, **kw())
+            self.queues = QueueServiceClient(connection.queue_uri, credential=credential, **kw())
+            self.tables = TableServiceClient(connection.table_uri, credential=credential, **kw())
         self._delegation: tuple[UserDelegationKey, datetime] | None = None
         self._lock = threading.Lock()
 

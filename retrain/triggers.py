@@ -71,7 +71,7 @@ def on_blob(ctx: Context, event: BlobEvent) -> StartResult | None:
     problem = unusable(event.name, event.size)
     if problem:
         return record_skip(ctx, owner.name, event.data_ref(), Trigger.BLOB, problem)
-    return chain.start(ctx, owner.name, event.data_ref(), Trigger.BLOB)
+    return chain.start(ctx, owner.name, event.data_ref(), Trigger.BLOB, state=owner)
 
 
 def unusable(name: str, size: int) -> str | None:
@@ -124,7 +124,7 @@ def retrain_now(ctx: Context, model: str, blob: str | None = None,
     problem = unusable(data.name, data.size)
     if problem:
         raise InvalidDataRef(problem.removeprefix("skipped: "))
-    return chain.start(ctx, model, data, trigger)
+    return chain.start(ctx, model, data, trigger, state=state)
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def on_schedule(ctx: Context) -> list[ScheduledOutcome]:
             outcomes.append(ScheduledOutcome(model.name, None, f"no new data since run {existing.run_id} "
                                                                f"({existing.status.value}) on {data.path}"))
             continue
-        result = chain.start(ctx, model.name, data, Trigger.TIMER)
+        result = chain.start(ctx, model.name, data, Trigger.TIMER, state=model)
         outcomes.append(ScheduledOutcome(model.name, result, result.message))
     for outcome in outcomes:
         log.info("schedule: model=%s %s", outcome.model, outcome.message)

@@ -135,7 +135,7 @@ class Pump:
     def once(self, step: Step) -> int:
         client = self.ctx.queues.clients[step]
         count = 0
-        for message in client.receive_messages(max_messages=16, visibility_timeout=30):
+        for message in client.receive_messages(messages_per_page=16, max_messages=16, visibility_timeout=30):
             count += 1
             self.delivered.append((step, message.content))
             try:
