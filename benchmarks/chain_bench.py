@@ -102,11 +102,9 @@ MINIMUM = [
 
 # Likely causes of measured > minimum, from reading the code (file:function).
 CAUSES = {
-    "table models get": "ModelRegistry.update (retrain/models.py) always re-reads the row before its CAS, even "
-                        "right after the caller read it: admission after owner_of's query (+1), promote's "
-                        "champion CAS and chain.release after the step's own read (+2); a pending admission "
-                        "re-reads the row only to name the active run in its reason (chain.admit, +1); "
-                        "each lost CAS race (412 below) re-reads once more",
+    "table models get": "chain.release reads the row afresh to hand the active slot over (+1; the promote "
+                        "step's champion CAS result is not passed along); each lost CAS race (412 below) "
+                        "re-reads once more",
     "table models update": "lost CAS races on the model row (412 below: trigger admission vs a step's "
                            "champion/release write) are retried; a pending admission writes pending_run (+1)",
     "table models query": "owner_of lists every model per blob event (a query); more than 1 means repeated lookups",
