@@ -98,3 +98,8 @@ def promotions(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="models/{model}/rollback", methods=["POST"])
 def rollback(req: func.HttpRequest) -> func.HttpResponse:
     return _http(api.rollback, req)
+
+
+@app.route(route="skipped", methods=["GET"])
+def skipped(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(api.skipped, req)

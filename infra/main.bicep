@@ -40,7 +40,7 @@ param trainingContainerName string = 'training-data'
 @description('OUTPUT_CONTAINER: where BES writes trained models and metrics; never the watched container.')
 param outputContainerName string = 'retrain-outputs'
 
-@description('RETRAIN_TABLE_PREFIX: tables <prefix>models, <prefix>runs, <prefix>promotions.')
+@description('RETRAIN_TABLE_PREFIX: tables <prefix>models, <prefix>runs, <prefix>promotions, <prefix>skipped.')
 param tablePrefix string = 'retrain'
 
 @description('RETRAIN_SCHEDULE: NCRONTAB (six fields, seconds first, UTC) of the scheduled retrain.')
@@ -84,11 +84,12 @@ var stepQueueNames = [
   'retrain-evaluate'
   'retrain-promote'
 ]
-// retrain/context.py: {prefix}models, {prefix}runs, {prefix}promotions.
+// retrain/context.py: {prefix}models, {prefix}runs, {prefix}promotions, {prefix}skipped.
 var tableNames = [
   '${tablePrefix}models'
   '${tablePrefix}runs'
   '${tablePrefix}promotions'
+  '${tablePrefix}skipped'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -199,3 +199,9 @@ def rollback(ctx: Context, request: ApiRequest) -> ApiResponse:
     result = roll_back(ctx, name, to_run=to_run, by=str(body.get("by") or "api")[:100],
                        note=str(body.get("note") or "")[:1000])
     return ApiResponse(200, {"model": name, "promotion": result.promotion.to_public()})
+
+
+def skipped(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """GET /api/skipped: blobs in the training container that no model claimed (newest first)."""
+    limit = _int(request, "limit", 100, 1, 1000)
+    return ApiResponse(200, {"skipped": [s.to_public() for s in ctx.skipped.recent(limit)]})

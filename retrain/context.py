@@ -22,6 +22,7 @@ from .promotions import PromotionLog
 from .queues import StepQueues
 from .runs import RunStore
 from .settings import Settings
+from .skipped import SkippedLog
 from .storage import Connection, Storage
 
 
@@ -41,6 +42,7 @@ class Context:
         self.models = ModelRegistry(tables.get_table_client(f"{prefix}models"))
         self.runs = RunStore(tables.get_table_client(f"{prefix}runs"))
         self.promotions = PromotionLog(tables.get_table_client(f"{prefix}promotions"))
+        self.skipped = SkippedLog(tables.get_table_client(f"{prefix}skipped"))
         self.queues = StepQueues(self.storage)
         if self.credential is None:
             static = (self.env.get(STATIC_TOKEN_SETTING) or "").strip()
@@ -57,7 +59,7 @@ class Context:
         """Create tables, queues and containers the first time (idempotent; cheap after that)."""
         if self._ready:
             return self
-        for table in (self.models.table, self.runs.table, self.promotions.table):
+        for table in (self.models.table, self.runs.table, self.promotions.table, self.skipped.table):
             try:
                 table.create_table()
             except ResourceExistsError:

@@ -510,7 +510,7 @@ def _verdict(policy: Policy, basis: str, results: tuple[RuleResult, ...]) -> boo
 # --- words --------------------------------------------------------------------------------------
 
 def _num(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 1e6 else f"{value:.6g}"
+    return f"{value:.0f}" if abs(value) >= 1e6 else f"{value:.4g}"
 
 
 def _signed(value: float) -> str:

@@ -14,6 +14,7 @@ from .context import Context
 from .errors import DataNotFound, InvalidDataRef, NoTrainingData
 from .models import ModelState
 from .runs import DataRef, Run, Status, Trigger, iso, run_id_for
+from .skipped import Skipped
 
 log = logging.getLogger("retrain")
 
@@ -62,16 +63,22 @@ def on_blob(ctx: Context, event: BlobEvent) -> StartResult | None:
     try:
         check_blob_name(event.name)
     except InvalidDataRef as e:
-        log.warning("skipped blob: %s", e)
-        return None
+        return _skip(ctx, event, str(e))
     owner = ctx.models.owner_of(event.name)
     if owner is None:
-        log.warning("blob %s/%s matches no registered model's data_prefix; skipped", event.container, event.name)
-        return None
+        return _skip(ctx, event, "matches no registered model's data_prefix")
     problem = unusable(event.name, event.size)
     if problem:
         return record_skip(ctx, owner.name, event.data_ref(), Trigger.BLOB, problem)
     return chain.start(ctx, owner.name, event.data_ref(), Trigger.BLOB, state=owner)
+
+
+def _skip(ctx: Context, event: BlobEvent, reason: str) -> None:
+    """Not any model's data: logged and recorded (GET /api/skipped), never retried."""
+    name = event.name.encode("unicode_escape").decode("ascii")[:1024]
+    log.warning("blob %s/%s skipped: %s", event.container, name, reason)
+    ctx.skipped.record(Skipped(event.container, name, event.etag, reason, iso(ctx.clock())))
+    return None
 
 
 def unusable(name: str, size: int) -> str | None:

@@ -12,7 +12,6 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -197,4 +196,3 @@ def corrupted_data(rows: int = 300, seed: int = 2) -> bytes:
     return datasets.binary_csv(rows=rows, seed=seed, noise=0.45)
 
 
-Path  # re-exported for type hints in tests

@@ -43,7 +43,7 @@ def trigger(functions, name) -> dict:
 def test_the_app_declares_exactly_these_functions(functions):
     assert set(functions) == {"on_training_data", "scheduled_retrain", "sweep_runs", "submit_job", "check_job",
                               "evaluate_run", "promote_model", "list_models", "model", "retrain", "list_runs",
-                              "get_run", "run_action", "promotions", "rollback"}
+                              "get_run", "run_action", "promotions", "rollback", "skipped"}
 
 
 def test_the_blob_trigger_watches_the_training_container_through_event_grid(functions):
@@ -73,7 +73,8 @@ def test_http_routes_and_methods(functions):
         "retrain": ("models/{model}/retrain", ["POST"]), "list_runs": ("models/{model}/runs", ["GET"]),
         "get_run": ("models/{model}/runs/{run}", ["GET"]),
         "run_action": ("models/{model}/runs/{run}/{action}", ["POST"]),
-        "promotions": ("models/{model}/promotions", ["GET"]), "rollback": ("models/{model}/rollback", ["POST"])}
+        "promotions": ("models/{model}/promotions", ["GET"]), "rollback": ("models/{model}/rollback", ["POST"]),
+        "skipped": ("skipped", ["GET"])}
     assert {trigger(functions, n)["authLevel"] for n in routes} == {"FUNCTION"}
 
 

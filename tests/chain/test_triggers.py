@@ -2,16 +2,22 @@
 
 import pytest
 
+from retrain import api
 from retrain.runs import Status, Trigger
 from retrain.triggers import BlobEvent, on_blob, on_schedule
 
 from .conftest import good_data
 
 
-def test_a_blob_under_no_models_prefix_is_skipped(world, caplog):
+def test_a_blob_under_no_models_prefix_is_skipped_and_recorded_once(world, caplog):
     world.register(endpoints=[])
-    assert on_blob(world.ctx, world.upload("other/x.csv", good_data())) is None
+    event = world.upload("other/x.csv", good_data())
+    assert on_blob(world.ctx, event) is None and on_blob(world.ctx, event) is None
     assert "matches no registered model" in caplog.text
+    [skipped] = world.ctx.skipped.recent()
+    assert (skipped.name, skipped.etag) == ("other/x.csv", event.etag)
+    listed = api.handle(world.ctx, api.skipped, api.ApiRequest("GET")).body["skipped"]
+    assert listed[0]["reason"] == "matches no registered model's data_prefix"
 
 
 @pytest.mark.parametrize("name, data, fragment", [
@@ -28,11 +34,13 @@ def test_unusable_blobs_are_recorded_as_failed_runs_once(world, name, data, frag
 
 
 @pytest.mark.parametrize("name", ["census/../x.csv", "census//x.csv", "census/a\x07b.csv"])
-def test_odd_blob_names_are_skipped_with_a_log_line(world, name, caplog):
+def test_odd_blob_names_are_skipped_with_a_log_line_and_a_record(world, name, caplog):
     world.register(endpoints=[])
     event = BlobEvent(world.ctx.settings.training_container, name, '"0x1"', 10)
     assert on_blob(world.ctx, event) is None
     assert "skipped" in caplog.text
+    [skipped] = world.ctx.skipped.recent()
+    assert "\x07" not in skipped.name and skipped.reason
 
 
 def test_a_blob_from_another_container_is_ignored(world):
