@@ -208,12 +208,12 @@ class Demo:
             auc = rules.get("AUC", {})
             fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
             self.say(f"{run['run_id'][:8]:<10}{run['data']['name'][:27]:<28}{run['status']:<11}"
-                     f"{fmt(auc.get('challenger')):>8}{fmt(auc.get('champion')):>10}  {run['reason'][:70]}")
+                     f"{fmt(auc.get('challenger')):>8}{fmt(auc.get('champion')):>10}  {run['reason'][:90]}")
 
     def promotions_table(self) -> None:
         history = requests.get(f"{self.api}/models/{MODEL}/promotions", timeout=10).json()["promotions"]
         for p in reversed(history):
-            self.say(f"  {p['at'][11:19]}  {p['reason']:<9} {str(p['from_run'])[:8]:>8} -> {p['to_run'][:8]}  "
+            self.say(f"  {p['at'][11:19]}  {p['reason']:<9} {(p['from_run'] or '(none)')[:8]:>8} -> {p['to_run'][:8]}  "
                      f"by {p['by']}")
 
 
