@@ -1,8 +1,12 @@
 """The retraining chain end to end (trigger -> submit -> check -> evaluate -> promote) on real services."""
 
+import json
+import logging
+
+from devhost.world import DEV_KEY
 from retrain.runs import Status
 
-from .conftest import corrupted_data, good_data
+from .conftest import TRAIN_KEY, WS_TOKEN, corrupted_data, good_data
 
 
 def test_first_good_data_is_trained_evaluated_and_promoted(world, pump):
@@ -58,3 +62,18 @@ def test_data_arriving_while_a_run_is_active_waits_and_latest_wins(world, pump):
     assert world.run(third.run_id).terminal
     model = world.ctx.models.get(world.model)
     assert model.active_run is None and model.pending_run is None
+
+
+def test_no_secret_reaches_table_storage_or_the_logs(world, pump, caplog):
+    caplog.set_level(logging.DEBUG)
+    world.register(policy={"rules": [{"metric": "AUC", "min": 0.6, "min_improvement": None}]})
+    world.land("census/s1.csv", good_data(seed=1))
+    pump.run()
+    world.land("census/s2.csv", good_data(seed=2))  # carries the champion as a baseline SAS URL
+    pump.run()
+    ctx = world.ctx
+    stored = json.dumps([dict(e) for t in (ctx.models.table, ctx.runs.table, ctx.promotions.table)
+                         for e in t.list_entities()], default=str)
+    for secret in (TRAIN_KEY, WS_TOKEN, "sig=", "AccountKey", DEV_KEY):
+        assert secret not in stored, secret
+        assert secret not in caplog.text, secret
