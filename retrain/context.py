@@ -87,9 +87,10 @@ class Context:
         key = self.secret(definition.training.key_setting, f"API key of model {definition.name!r}'s training service")
         return BesClient(definition.training.url, key, session=self.session, retry=self.retry)
 
-    def updater(self, spec: EndpointSpec) -> EndpointUpdater:
+    def updater(self, spec: EndpointSpec, *, arm_timeout: float = 300.0) -> EndpointUpdater:
         return updater_for(spec, secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
-                           credential=self.credential, session=self.session, retry=self.retry)
+                           credential=self.credential, session=self.session, retry=self.retry,
+                           arm_timeout=arm_timeout)
 
 
 _context: Context | None = None

@@ -257,14 +257,19 @@ class ArmWebService:
 
 
 def updater_for(spec: EndpointSpec, *, secret: Callable[[str], str], credential: Callable[[], TokenCredential],
-                session: requests.Session | None = None, retry: RetryPolicy | None = None) -> EndpointUpdater:
-    """The updater for `spec.kind`; `secret(name)` reads an app setting, `credential()` gives the ARM identity."""
+                session: requests.Session | None = None, retry: RetryPolicy | None = None,
+                arm_timeout: float = 300.0) -> EndpointUpdater:
+    """The updater for `spec.kind`; `secret(name)` reads an app setting, `credential()` gives the ARM identity.
+
+    `arm_timeout` bounds the wait for provisioning (an HTTP-triggered rollback must answer within 230 s).
+    """
     problems = spec.problems()
     if problems:
         raise InvalidModelDefinition(problems)
+    retry = retry or RetryPolicy()
     if spec.kind == "classic":
-        return ClassicEndpoint(spec, secret(spec.key_setting), session=session, retry=retry or RetryPolicy())
-    return ArmWebService(spec, credential(), session=session)
+        return ClassicEndpoint(spec, secret(spec.key_setting), session=session, retry=retry)
+    return ArmWebService(spec, credential(), session=session, retry=retry, timeout=arm_timeout)
 
 
 # --- wire helpers ------------------------------------------------------------------------------

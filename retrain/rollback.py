@@ -13,6 +13,7 @@ from .promotions import Promotion, Reason
 from .runs import Status, iso
 
 log = logging.getLogger("retrain")
+ARM_WAIT = 150.0  # seconds per ARM endpoint: the rollback answers over HTTP, which is cut at 230 s
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,16 @@ def rollback(ctx: Context, model: str, *, to_run: str | None = None, by: str = "
     outcomes: dict[str, dict] = {}
     for spec in state.definition.endpoints:
         try:
-            outcome = ctx.updater(spec).update(located)
+            outcome = ctx.updater(spec, arm_timeout=ARM_WAIT).update(located)
             outcomes[spec.name] = {"ok": True, "kind": spec.kind, "changed": outcome.changed, "served": outcome.served}
         except (TransientServiceError, PermanentServiceError, SettingsError) as e:
             outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000]}
     failed = [name for name, o in outcomes.items() if not o["ok"]]
     if failed:
         raise RollbackFailed(f"rollback to run {target.to_run} failed on endpoint(s) {', '.join(failed)}; the "
-                             "champion did not change (endpoints that were updated now serve the earlier model; "
-                             "retry the rollback)", outcomes)
+                             "champion did not change (endpoints that were updated now serve the earlier model, "
+                             "and an ARM service still provisioning is not written again: retry the rollback)",
+                             outcomes)
     now = iso(ctx.clock())
     promotion = Promotion(model=model, key=f"rollback-{now[:19].replace(':', '')}-{uuid.uuid4().hex[:6]}",
                           from_run=state.champion.run_id, to_run=target.to_run, location=target.location,
