@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from .context import Context
-from .errors import Conflict, ConcurrentUpdate, ServiceError, SettingsError
+from .errors import Conflict, ConcurrentUpdate, RetrainError
 from .models import ModelState
 from .runs import DataRef, Run, Status, Trigger, iso, run_id_for
 
@@ -137,6 +137,30 @@ def release(ctx: Context, model: str, run_id: str) -> None:
             _queue(ctx, run)
 
 
+def time_out(ctx: Context, run: Run) -> Run:
+    """End a run past its deadline: a waiting approval is rejected, anything else fails (its job cancelled)."""
+    if run.status is Status.AWAITING_APPROVAL:
+        return finish(ctx, run, Status.REJECTED, f"approval expired at {run.approval_expires_at}: nobody "
+                      "approved the promotion in time")
+    job_live = bool(run.job_id) and run.status in (Status.QUEUED, Status.RUNNING)
+    if job_live:
+        cancel_job_quietly(ctx, model=run.model, job_id=run.job_id)
+    minutes = ctx.settings.run_timeout.total_seconds() / 60
+    return finish(ctx, run, Status.FAILED, f"timed out: not finished within {minutes:g} minutes (deadline "
+                  f"{run.deadline}) while {run.status.value}"
+                  + ("; its training job was cancelled" if job_live else "")
+                  + ("; endpoints updated so far are listed in the run (retry to finish)"
+                     if run.status is Status.PROMOTING else ""))
+
+
+def cancel_job_quietly(ctx: Context, *, model: str, job_id: str) -> None:
+    """Best effort: a job that cannot be cancelled now ends on its own; its run is already decided."""
+    try:
+        ctx.bes(ctx.models.get(model).definition).cancel(job_id)
+    except (RetrainError, OSError) as e:
+        log.warning("could not cancel BES job %s: %s", job_id, e)
+
+
 def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api") -> Run:
     """Stop a run that has not started changing endpoints; its BES job is cancelled too."""
     run = ctx.runs.get(model, run_id)
@@ -146,10 +170,7 @@ def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api") -> Run:
         raise Conflict(f"run {run_id} is updating endpoints and cannot be cancelled now; "
                        "roll back after it ends instead")
     if run.job_id:
-        try:
-            ctx.bes(ctx.models.get(model).definition).cancel(run.job_id)
-        except (ServiceError, SettingsError) as e:
-            log.warning("run=%s: could not cancel BES job %s: %s", run_id, run.job_id, e)
+        cancel_job_quietly(ctx, model=model, job_id=run.job_id)
     try:
         return finish(ctx, run, Status.CANCELLED, f"cancelled by {by}", decided_by=by)
     except ConcurrentUpdate:

@@ -80,7 +80,7 @@ def _run_step(ctx: Context, message: StepMessage, expected: Status,
     try:
         model = ctx.models.get(run.model)
         if ctx.clock() > parse_iso(run.deadline) and expected is not Status.PROMOTING:
-            _time_out(ctx, run, model)
+            chain.time_out(ctx, run)
             return
         body(ctx, run, model, message)
     except ConcurrentUpdate:
@@ -100,8 +100,11 @@ def _retry_later(ctx: Context, run: Run, message: StepMessage, error: TransientS
               error=str(error))
         return
     delay = error.retry_after if error.retry_after is not None else min(ctx.settings.check_max_delay, 2.0 ** failures)
-    saved = ctx.runs.save(replace(run, transient_failures=failures,
-                                  next_action_at=iso(ctx.clock() + timedelta(seconds=delay))))
+    try:
+        saved = ctx.runs.save(replace(run, transient_failures=failures,
+                                      next_action_at=iso(ctx.clock() + timedelta(seconds=delay))))
+    except ConcurrentUpdate:
+        return  # another delivery moved the run on; it sends whatever comes next
     ctx.queues.send(replace(message, poll=saved.polls), delay)
     log.warning("%s: run %s transient error (%d/%d), retrying in %.0fs: %s", message.step.value, run.run_id,
                 failures, ctx.settings.transient_retry_limit, delay, error)
@@ -118,22 +121,6 @@ def _fail(ctx: Context, run: Run, reason: str, **changes) -> None:
         log.info("run %s changed while failing it; leaving the newer state", run.run_id)
 
 
-def _time_out(ctx: Context, run: Run, model: ModelState) -> None:
-    minutes = ctx.settings.run_timeout.total_seconds() / 60
-    if run.job_id:
-        _cancel_job_quietly(ctx, model, run.job_id)
-    chain.finish(ctx, run, Status.FAILED, f"timed out: the run did not finish within {minutes:g} minutes "
-                 f"(deadline {run.deadline}) while {run.status.value}"
-                 + ("; its training job was cancelled" if run.job_id else ""))
-
-
-def _cancel_job_quietly(ctx: Context, model: ModelState, job_id: str) -> None:
-    try:
-        ctx.bes(model.definition).cancel(job_id)
-    except (RetrainError, OSError) as e:
-        log.warning("could not cancel BES job %s: %s", job_id, e)
-
-
 # --- submit --------------------------------------------------------------------------------
 
 def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
@@ -147,7 +134,7 @@ def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> 
             run = ctx.runs.save(replace(run, job_id=job_id, outputs=outputs, baseline_run=baseline,
                                         reason=f"training job {job_id} submitted"))
         except ConcurrentUpdate:
-            _cancel_job_quietly(ctx, model, job_id)  # another delivery submitted first; ours never starts
+            chain.cancel_job_quietly(ctx, model=model.name, job_id=job_id)  # another delivery submitted first
             raise
     bes.start(run.job_id)  # idempotent: a job already started is not an error
     delay = ctx.settings.check_initial_delay

@@ -50,7 +50,7 @@ def _sweep_run(ctx: Context, run: Run, now, report: SweepReport) -> None:
     overdue = due is not None and now >= due + ctx.settings.sweep_grace
     # A promotion past the deadline may finish while it makes progress; a stalled one ends too.
     if now > parse_iso(run.deadline) and (run.status is not Status.PROMOTING or overdue):
-        _expire(ctx, run)
+        chain.time_out(ctx, run)
         report.expired.append(run.run_id)
         return
     if run.status is Status.PENDING:
@@ -67,22 +67,3 @@ def _sweep_run(ctx: Context, run: Run, now, report: SweepReport) -> None:
     report.redriven.append(run.run_id)
     log.warning("sweeper: run %s was overdue in %s since %s; re-driven", run.run_id, run.status.value,
                 run.next_action_at)
-
-
-def _expire(ctx: Context, run: Run) -> None:
-    if run.status is Status.AWAITING_APPROVAL:
-        chain.finish(ctx, run, Status.REJECTED, f"approval expired at {run.approval_expires_at}: nobody approved "
-                     "the promotion in time")
-        return
-    if run.job_id:
-        try:
-            ctx.bes(ctx.models.get(run.model).definition).cancel(run.job_id)
-        except RetrainError as e:
-            log.warning("sweeper: could not cancel job %s: %s", run.job_id, e)
-    minutes = ctx.settings.run_timeout.total_seconds() / 60
-    chain.finish(ctx, run, Status.FAILED, f"timed out: not finished within {minutes:g} minutes (deadline "
-                 f"{run.deadline}) while {run.status.value}"
-                 + ("; its training job was cancelled" if run.job_id and run.status is not Status.PROMOTING else "")
-                 + ("; endpoints updated so far are listed in the run (retry to finish)"
-                    if run.status is Status.PROMOTING else ""))
-
