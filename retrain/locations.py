@@ -38,9 +38,6 @@ class BlobLocation:
     def blob_name(self) -> str:
         return self.relative_location.split("/", 1)[1] if "/" in self.relative_location else ""
 
-    def without_sas(self) -> "BlobLocation":
-        return replace(self, sas_token="")
-
     def with_sas(self, sas_token: str) -> "BlobLocation":
         return replace(self, sas_token=sas_token)
 

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from azure.core import MatchConditions
@@ -341,13 +341,7 @@ class ModelRegistry:
                 current = None
         raise ConcurrentUpdate(f"model {name!r} kept changing under {attempts} attempts to update it")
 
-    def delete(self, name: str) -> None:
-        self.table.delete_entity(PARTITION, name)
-
     def owner_of(self, blob_name: str) -> ModelState | None:
         """The model whose data prefix is the longest match for a blob in the training container."""
         matches = [m for m in self.list() if blob_name.startswith(m.definition.data_prefix)]
         return max(matches, key=lambda m: len(m.definition.data_prefix), default=None)
-
-    def __iter__(self) -> Iterator[ModelState]:
-        return iter(self.list())
