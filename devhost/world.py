@@ -1,4 +1,4 @@
-"""The local world's servers (Azurite, studio_emulator) as child processes on loopback, stopped by PID."""
+"""The local world's servers (Azurite, emulators.studio) as child processes on loopback, stopped by PID."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ class Azurite:
 
 @dataclass
 class Emulator:
-    """studio_emulator (`python -m studio_emulator`) serving one workspace config."""
+    """emulators.studio (`python -m emulators.studio`) serving one workspace config."""
 
     port: int
     config: Path
@@ -142,7 +142,7 @@ class Emulator:
               workers: int | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> "Emulator":
         port = port or free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "studio_emulator", "--config", str(config),
+        args = [sys.executable, "-m", "emulators.studio", "--config", str(config),
                 "--host", LOOPBACK, "--port", str(port), "--data-dir", str(data_dir)]
         if faults:
             args.append("--enable-faults")
@@ -157,7 +157,7 @@ class Emulator:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise WorldError(f"studio_emulator exited with {proc.returncode}:\n{_tail(log)}")
+                raise WorldError(f"emulators.studio exited with {proc.returncode}:\n{_tail(log)}")
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
@@ -165,7 +165,7 @@ class Emulator:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise WorldError(f"studio_emulator not ready after {timeout:.0f}s:\n{_tail(log)}")
+                raise WorldError(f"emulators.studio not ready after {timeout:.0f}s:\n{_tail(log)}")
             time.sleep(0.1)
 
     def restart(self) -> "Emulator":

@@ -1,4 +1,4 @@
-"""The chain against a real Azurite and a real studio_emulator; step messages delivered by a small pump.
+"""The chain against a real Azurite and a real emulators.studio; step messages delivered by a small pump.
 
 The pump plays the Functions host's queue trigger (receive, call the step, delete; on an exception the
 message becomes visible again), so crash and duplicate-delivery tests can interleave at will. The full

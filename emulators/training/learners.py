@@ -17,8 +17,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from studio_emulator.schema import CATEGORICAL, FeatureSpec
-from studio_emulator.training_errors import RecipeError
+from emulators.training.schema import CATEGORICAL, FeatureSpec
+from emulators.training.training_errors import RecipeError
 
 TASKS = ("binary", "multiclass", "regression")
 # Recipe-level keys that may sit in `hyperparameters` but are not the estimator's.

@@ -20,7 +20,7 @@ from .context import Context, context
 from .errors import ArmError, NotFound, ServiceError
 from .web import bearer, json_body, own_url, require_api_version, require_key
 
-log = logging.getLogger("studio_emulator.arm")
+log = logging.getLogger("emulators.studio.arm")
 
 KIND, OPERATION = "arm", "arm-operation"
 API_VERSIONS = ("2017-01-01", "2016-05-01-preview")

@@ -20,8 +20,8 @@ import sklearn
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 
-from studio_emulator.schema import CoercionError, FeatureSpec, coerce_column, coerce_values
-from studio_emulator.training_errors import InvalidModelFile, ScoringInputError
+from emulators.training.schema import CoercionError, FeatureSpec, coerce_column, coerce_values
+from emulators.training.training_errors import InvalidModelFile, ScoringInputError
 
 FORMAT = "studio_emulator.ilearner"
 VERSION = 1
@@ -218,7 +218,7 @@ def load_model(blob: bytes) -> TrainedModel:
     except Exception as exc:  # noqa: BLE001
         raise InvalidModelFile(f"The model file cannot be loaded: {exc}") from None
     if not isinstance(artifact, dict) or artifact.get("format") != FORMAT or not set(_REQUIRED_KEYS) <= set(artifact):
-        raise InvalidModelFile("The skops archive is not a trained model written by studio_emulator.")
+        raise InvalidModelFile("The skops archive is not a trained model written by emulators.studio.")
     if artifact["version"] != VERSION:
         raise InvalidModelFile(
             f"The model file has format version {artifact['version']}; this emulator reads {VERSION}."

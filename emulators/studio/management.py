@@ -101,7 +101,7 @@ def seed(ctx: Context) -> None:
 
 def initial_model(ctx: Context, path, owner: str) -> tuple[str, dict]:
     """Keep a configured model file; its Location is reported as a file:// URL."""
-    from . import training
+    from emulators.training import training
 
     try:
         model_id = ctx.models.add(path.read_bytes())

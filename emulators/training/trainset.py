@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from studio_emulator.schema import NUMERIC, FeatureSpec, infer_feature, prepare_training_column, studio_type_of
-from studio_emulator.training_errors import RecipeError, TrainingDataError
+from emulators.training.schema import NUMERIC, FeatureSpec, infer_feature, prepare_training_column, studio_type_of
+from emulators.training.training_errors import RecipeError, TrainingDataError
 
 CLASSIFICATION = ("binary", "multiclass")
 SPLIT = "Split Data"

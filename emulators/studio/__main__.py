@@ -1,4 +1,4 @@
-"""`python -m studio_emulator --config FILE`: serve the configured workspaces on loopback until stopped."""
+"""`python -m emulators.studio --config FILE`: serve the configured workspaces on loopback until stopped."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ A local stand-in for Azure ML Studio (classic) web services, on one HTTP port:
   GET /healthz answers 200 once the server is ready; GET /_debug/jobs[/{id}] shows job measurements.
 Training jobs really train (scikit-learn) on the CSV read from blob storage (e.g. Azurite).
 State (endpoints, models, ARM definitions, jobs) persists under --data-dir.
-See studio_emulator/README.md and studio_emulator/examples/workspace.yaml for the config format."""
+See emulators/studio/README.md and emulators/studio/examples/workspace.yaml for the config format."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m studio_emulator", description=DESCRIPTION,
+    p = argparse.ArgumentParser(prog="python -m emulators.studio", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, type=Path,
                    help="workspace config file (.json, .yaml or .yml); ${ENV_VAR} and ${ENV_VAR:-default} "
@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as e:
-        print(f"studio_emulator: {e}", file=sys.stderr)
+        print(f"emulators.studio: {e}", file=sys.stderr)
         return 2
     if args.workers < 1:
-        print("studio_emulator: --workers must be at least 1", file=sys.stderr)
+        print("emulators.studio: --workers must be at least 1", file=sys.stderr)
         return 2
     import uvicorn
 

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from . import training
+from emulators.training import training
 from .blobs import BlobRef
 from .errors import BadArgument, BlobError
 

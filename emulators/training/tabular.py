@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from studio_emulator.training_errors import TrainingDataError
+from emulators.training.training_errors import TrainingDataError
 
 MODULE = "Import Data"
 FORMATS = ("csv", "tsv", "arff")

@@ -13,7 +13,7 @@ from . import worker
 from .errors import InvalidOperation, NotFound, module_error
 from .store import Store
 
-log = logging.getLogger("studio_emulator.jobs")
+log = logging.getLogger("emulators.studio.jobs")
 
 KIND = "job"
 # Internal states; "Queued" (started, waiting for a worker) is reported as NotStarted, as BES does.
@@ -63,7 +63,7 @@ class JobRunner:
         self._procs: dict[str, multiprocessing.Process] = {}
         self._closing = threading.Event()
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["studio_emulator.worker"])
+        self._ctx.set_forkserver_preload(["emulators.studio.worker"])
 
     # --- lifecycle -------------------------------------------------------------------------
 

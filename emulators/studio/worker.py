@@ -10,7 +10,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass
 
-from . import training
+from emulators.training import training
 from .blobs import BlobRef
 from .errors import BlobError, module_error
 

@@ -1,6 +1,6 @@
 """What a BES training job does: read the data, fit the recipe's pipeline, evaluate on a hold-out, write an .ilearner.
 
-This is the import surface for the rest of studio_emulator. The parts: `tabular` (reading
+This is the import surface for both emulators. The parts: `tabular` (reading
 CSV/TSV/ARFF), `trainset` (label, features, hold-out split), `schema` (feature schema and
 coercion), `learners` (estimators and pipeline), `evaluate` (Studio's metrics) and
 `ilearner` (the model file, loading with an allow-list, RRS scoring).
@@ -26,13 +26,13 @@ import pandas as pd
 import sklearn
 import skops
 
-from studio_emulator import evaluate
-from studio_emulator.ilearner import ScoredTable, TrainedModel, dumps, load_model, to_python
-from studio_emulator.learners import make_estimator, make_pipeline
-from studio_emulator.schema import CoercionError
-from studio_emulator.tabular import read_table
-from studio_emulator.trainset import Labels, check_features, check_labels, split
-from studio_emulator.training_errors import (
+from emulators.training import evaluate
+from emulators.training.ilearner import ScoredTable, TrainedModel, dumps, load_model, to_python
+from emulators.training.learners import make_estimator, make_pipeline
+from emulators.training.schema import CoercionError
+from emulators.training.tabular import read_table
+from emulators.training.trainset import Labels, check_features, check_labels, split
+from emulators.training.training_errors import (
     InvalidModelFile,
     RecipeError,
     ScoringInputError,

@@ -71,7 +71,7 @@ def score(ctx: Context, model_id: str | None, input_name: str, output_name: str,
     swagger_format = request.query_params.get("format", "").lower() == "swagger"
     details = request.query_params.get("details", "").lower() == "true"
     names, rows = _input_table(body, input_name, swagger_format)
-    from . import training
+    from emulators.training import training
 
     try:
         table = ctx.models.get(model_id).score(names, rows)
@@ -131,7 +131,7 @@ def swagger_document(ctx: Context, model_id: str | None, input_name: str, output
     scheme, _, host = host_url.partition("://")
     return {
         "swagger": "2.0",
-        "info": {"title": title, "version": "2.0", "description": "Request-response scoring (studio_emulator)."},
+        "info": {"title": title, "version": "2.0", "description": "Request-response scoring (emulators.studio)."},
         "host": host, "schemes": [scheme], "basePath": base_path,
         "paths": {"/execute?api-version=2.0&format=swagger": {"post": {
             "summary": "Execute the web service and get a response synchronously",

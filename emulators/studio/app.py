@@ -19,7 +19,7 @@ from .jobs import JobRunner
 from .models import ModelFiles
 from .store import Store
 
-log = logging.getLogger("studio_emulator")
+log = logging.getLogger("emulators.studio")
 
 
 def create_app(config: EmulatorConfig, data_dir: Path, *, enable_faults: bool = False, workers: int = 1) -> FastAPI:
@@ -39,7 +39,7 @@ def create_app(config: EmulatorConfig, data_dir: Path, *, enable_faults: bool = 
         ctx.runner.close()
         store.close()
 
-    app = FastAPI(title="studio_emulator", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="emulators.studio", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = ctx
     app.middleware("http")(faults.middleware)
     app.add_exception_handler(ServiceError, _service_error)
