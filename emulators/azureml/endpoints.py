@@ -64,7 +64,7 @@ def _start_operation(ctx: Context, request: Request, w, kind: str, key: str, act
                      fail: str | None = None) -> dict[str, str]:
     """Record an InProgress operation on (kind, key); the headers that tell the client where to poll."""
     op_id = uuid.uuid4().hex
-    seconds = ctx.config.provisioning_seconds
+    seconds = ctx.config.provisioning_seconds + ctx.faults.take_provisioning_delay()
     ctx.store.put("op", op_id, {"status": "InProgress", "kind": kind, "key": key, "action": action,
                                 "until": time.time() + seconds, "fail": fail, "ws": w.arm_id,
                                 "startTime": now_iso()})

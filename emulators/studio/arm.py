@@ -214,7 +214,7 @@ def _accepted(body: dict, current: dict) -> dict:
 def _provision(ctx: Context, key: str, operation: str, source: BlobRef | None) -> None:
     """Background: wait, then swap the model (or fail and keep the old one)."""
     try:
-        time.sleep(ctx.config.arm.provisioning_seconds)
+        time.sleep(ctx.config.arm.provisioning_seconds + ctx.faults.take_provisioning_delay())
         injected = ctx.faults.take_provisioning()
         if injected is not None:
             _settle(ctx, key, operation, None, {"code": "ProvisioningFailed", "message": injected})

@@ -34,7 +34,7 @@ class FaultSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["response", "slow_job", "fail_job", "fail_provisioning"] = "response"
+    type: Literal["response", "slow_job", "fail_job", "fail_provisioning", "slow_provisioning"] = "response"
     count: int = Field(1, ge=1)
     # response: match a named route, or a method and/or a path regex (re.search on the URL path)
     route: str | None = None
@@ -46,7 +46,7 @@ class FaultSpec(BaseModel):
     body: Any = None
     delay_seconds: float = Field(0.0, ge=0)
     after: bool = False  # run the real handler first (its side effect happens), then answer the fault
-    # slow_job
+    # slow_job, slow_provisioning
     seconds: float = Field(0.0, ge=0)
     # fail_job / fail_provisioning
     details: str | None = None
@@ -136,6 +136,11 @@ class Faults:
         if fault is None:
             return None
         return fault.spec.message or fault.spec.details or "Provisioning failed (injected fault)."
+
+    def take_provisioning_delay(self) -> float:
+        """Extra seconds the next provisioning stays in progress (0 when no slow_provisioning fault is armed)."""
+        fault = self._take("slow_provisioning")
+        return fault.spec.seconds if fault else 0.0
 
     # --- request log -----------------------------------------------------------------------
 
