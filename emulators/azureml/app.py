@@ -35,6 +35,8 @@ def create_app(config: AzureMLConfig, data_dir: Path, *, base_url: str, tls: Tls
     ctx = Context(config=config, data_dir=data_dir, store=store, tls=tls, faults=faults.Faults(enabled=enable_faults),
                   base_url=base_url.rstrip("/"))
     ctx.tracking = tracking.Tracking(store)
+    for w in config.workspaces:  # MLflow's experiment "0"
+        ctx.tracking.experiment_by_name(w, "Default", create=True)
     ctx.runner = JobRunner(ctx, workers)
     ctx.serving = Serving(ctx)
 
