@@ -235,7 +235,6 @@ class JobRunner:
                "PYTHONUNBUFFERED": "1"}
         if self.ctx.tls is not None:
             env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(self.ctx.tls.ca)
-            env["REQUESTS_CA_BUNDLE"] = str(self.ctx.tls.ca)
         full = f"sleep {delay:g} && {command}" if delay else command
         with log_file.open("ab") as out:
             return subprocess.Popen(["/bin/sh", "-c", full], cwd=code_dir, env=env, stdout=out,
