@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emulators.studio import config as studio_config
@@ -109,13 +107,7 @@ def parse_config(raw: dict, *, base_dir: Path, env: dict[str, str] | None = None
 def load_config(path: Path, env: dict[str, str] | None = None) -> AzureMLConfig:
     """Read a `.json`, `.yaml` or `.yml` config file."""
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e}") from None
-    try:
-        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"config {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {path} must hold a mapping at top level")
+        raw = studio_config.read_document(path)
+    except StudioConfigError as e:
+        raise ConfigError(str(e)) from None
     return parse_config(raw, base_dir=path.resolve().parent, env=env)

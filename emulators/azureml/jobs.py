@@ -114,8 +114,9 @@ async def put_job(sub: str, rg: str, ws: str, name: str, request: Request,
     if not ctx.store.insert("job", job_key(w, name), doc):
         return JSONResponse(public(ctx.store.get("job", job_key(w, name))), status_code=200)
     ctx.tracking.create_run(w, name, props["experimentName"], props["displayName"])
+    answer = public(doc)  # as Azure answers: NotStarted; it is queued right after
     ctx.runner.submit(job_key(w, name))
-    return JSONResponse(public(ctx.store.get("job", job_key(w, name))), status_code=201)
+    return JSONResponse(answer, status_code=201)
 
 
 @router.get(WS + "/jobs/{name}", name="jobs.get")

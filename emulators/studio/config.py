@@ -208,6 +208,11 @@ def parse_config(raw: dict, *, base_dir: Path, env: dict[str, str] | None = None
 
 def load_config(path: Path, env: dict[str, str] | None = None) -> EmulatorConfig:
     """Read a `.json`, `.yaml` or `.yml` config file."""
+    return parse_config(read_document(path), base_dir=path.resolve().parent, env=env)
+
+
+def read_document(path: Path) -> dict:
+    """A config file's top-level mapping (JSON by extension, else YAML); ConfigError says what is wrong."""
     try:
         text = path.read_text()
     except OSError as e:
@@ -218,7 +223,7 @@ def load_config(path: Path, env: dict[str, str] | None = None) -> EmulatorConfig
         raise ConfigError(f"config {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must hold a mapping at top level")
-    return parse_config(raw, base_dir=path.resolve().parent, env=env)
+    return raw
 
 
 def _resolve_paths(config: EmulatorConfig, base_dir: Path) -> EmulatorConfig:

@@ -102,7 +102,8 @@ def test_a_missing_input_blob_fails_the_job_as_a_user_error(azureml):
 
 
 def test_job_status_moves_through_the_documented_sequence(azureml):
-    name, _ = azureml.put_job("echo done", code="tools", outputs={"o": {"jobOutputType": "uri_folder"}})
+    name, r = azureml.put_job("echo done", code="tools", outputs={"o": {"jobOutputType": "uri_folder"}})
+    assert r.status_code == 201 and r.json()["properties"]["status"] == "NotStarted"
     azureml.wait_job(name)
     history = [status for status, _ in _history(azureml, name)]
     assert history == ["Queued", "Starting", "Preparing", "Running", "Finalizing", "Completed"]
