@@ -32,6 +32,7 @@ class Context:
     runner: "JobRunner" = field(default=None)  # type: ignore[assignment]
     serving: "Serving" = field(default=None)  # type: ignore[assignment]
     base_url: str = ""  # https://127.0.0.1:PORT, known once serving
+    pending_operations: set[str] | None = None  # provisioning operations in progress (see endpoints.settle)
 
     def workspace(self, sub: str, rg: str, ws: str) -> Workspace:
         found = self.config.workspace(sub, rg, ws)

@@ -68,6 +68,8 @@ def _start_operation(ctx: Context, request: Request, w, kind: str, key: str, act
     ctx.store.put("op", op_id, {"status": "InProgress", "kind": kind, "key": key, "action": action,
                                 "until": time.time() + seconds, "fail": fail, "ws": w.arm_id,
                                 "startTime": now_iso()})
+    with _settle_lock:
+        _pending(ctx).add(op_id)
     base = own_url(request)
     url = (f"{base}/subscriptions/{w.subscription}/providers/Microsoft.MachineLearningServices/locations/"
            f"{w.location}/mfeOperationsStatus/{op_id}?api-version=2023-04-01-preview")
@@ -76,13 +78,24 @@ def _start_operation(ctx: Context, request: Request, w, kind: str, key: str, act
             "Location": url.replace("mfeOperationsStatus", "mfeOperationResults")}
 
 
+def _pending(ctx: Context) -> set[str]:
+    """Ids of operations in progress (read from the store once, then kept in memory)."""
+    if ctx.pending_operations is None:
+        ctx.pending_operations = {i for i, op in ctx.store.all("op") if op["status"] == "InProgress"}
+    return ctx.pending_operations
+
+
 def settle(ctx: Context) -> None:
     """Finish every operation whose provisioning time is over (called on reads and by the ticker)."""
     now = time.time()
     with _settle_lock:
-        for op_id, op in ctx.store.all("op"):
-            if op["status"] == "InProgress" and op["until"] <= now:
+        for op_id in sorted(_pending(ctx)):
+            op = ctx.store.get("op", op_id)
+            if op is None or op["status"] != "InProgress":
+                _pending(ctx).discard(op_id)
+            elif op["until"] <= now:
                 _finish(ctx, op_id, op)
+                _pending(ctx).discard(op_id)
 
 
 def _finish(ctx: Context, op_id: str, op: dict) -> None:
