@@ -142,13 +142,13 @@ def test_traffic_and_mirror_traffic_update(azureml, endpoint):
 
 
 def test_batch_deployment_and_default_switch(azureml, model):
-    from azure.ai.ml.entities import BatchDeployment, BatchEndpoint
+    from azure.ai.ml.entities import BatchEndpoint, ModelBatchDeployment
 
     ml = azureml.ml
     name = f"b-{model.name[-8:]}"
     ml.batch_endpoints.begin_create_or_update(BatchEndpoint(name=name)).result()
     for dep in ("b1", "b2"):
-        ml.batch_deployments.begin_create_or_update(BatchDeployment(
+        ml.batch_deployments.begin_create_or_update(ModelBatchDeployment(
             name=dep, endpoint_name=name, model=f"azureml:{model.name}:1", compute="cpu-cluster")).result()
     for dep in ("b1", "b2"):
         ep = ml.batch_endpoints.get(name)
