@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.identity import DefaultAzureCredential
@@ -13,6 +14,12 @@ ARM_SCOPE = "https://management.azure.com/.default"
 STATIC_TOKEN_SETTING = "ARM_ACCESS_TOKEN"  # local/dev only: a fixed bearer token the emulator's ARM accepts
 
 _lock = threading.Lock()
+
+
+def arm_scope(url: str) -> str:
+    """The token scope of the ARM host `url` is on: a token is only ever good for the host it is sent to."""
+    return f"https://{urlsplit(url).netloc}/.default"
+
 _credential: TokenCredential | None = None
 
 

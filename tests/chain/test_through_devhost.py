@@ -38,8 +38,8 @@ def wait_for(predicate, timeout=90):
 def test_a_promoted_and_a_rejected_retrain_change_predictions_only_when_promoted(world, host):
     api = f"{host.url}/api/models/{world.model}"
     endpoint = world.create_endpoint("e2e")
-    definition = {"training": {"url": world.bes_url, "key_setting": "CHAIN_BES_KEY"},
-                  "endpoints": [{"kind": "classic", "url": endpoint, "key_setting": "CHAIN_WS_TOKEN",
+    definition = {"training": {"url": world.bes_url, "key_setting": "RETRAIN_SECRET_CHAIN_BES_KEY"},
+                  "endpoints": [{"kind": "classic", "url": endpoint, "key_setting": "RETRAIN_SECRET_CHAIN_WS_TOKEN",
                                  "resource_name": "Census Model [trained model]"}],
                   "policy": {"rules": [{"metric": "AUC", "min": 0.7, "min_improvement": 0.0}]}}
     assert requests.put(api, json=definition, timeout=10).status_code == 201

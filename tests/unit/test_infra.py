@@ -489,7 +489,7 @@ def test_containers_and_tables_match_the_settings():
 
     context = (ROOT / "retrain" / "context.py").read_text(encoding="utf-8")
     suffixes = set(re.findall(r"f\"\{prefix\}(\w+)\"", context))
-    assert suffixes == {"models", "runs", "promotions", "skipped"}, "retrain/context.py table names changed shape"
+    assert suffixes == {"models", "runs", "promotions", "skipped", "audit"}, "retrain/context.py table names changed shape"
     tables = set(storage_module_param("tableNames"))
     assert tables == {env["RETRAIN_TABLE_PREFIX"] + s for s in suffixes}
     assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", t) for t in tables), f"invalid table names {tables}"
