@@ -112,11 +112,12 @@ class OutboundRules:
             return f"{where}: not a usable https URL (a plain host name, no user name, no unusual characters)"
         scheme, host, port = parsed
         listed = any(entry.matches(host, port) for entry in self.extra)
-        if not listed and not (scheme == "https" and port == 443 and any(_host_matches(p, host) for p in azure)):
-            return (f"{where}: host {host}{'' if port in (80, 443) else f':{port}'} is not allowed to receive "
-                    f"credentials for a {label} (allowed: {', '.join(azure)}); "
+        default_port = 443 if scheme == "https" else 80
+        if not listed and not (port == default_port and any(_host_matches(p, host) for p in azure)):
+            return (f"{where}: host {host}{'' if port == default_port else f':{port}'} is not allowed to receive "
+                    f"{label} credentials (allowed: {', '.join(azure)}); "
                     f"to allow it, add it to the app setting {ALLOWED_HOSTS_SETTING}")
-        if scheme != "https" and not is_loopback(host):
+        if scheme != "https" and not (listed and is_loopback(host)):
             return f"{where}: must use https (plain http is allowed only for loopback hosts in {ALLOWED_HOSTS_SETTING})"
         return None
 
