@@ -56,6 +56,9 @@ param transientRetryLimit int = 8
 param sweepGraceSeconds int = 300
 param modelSasMinutes int = 60
 
+@description('RETRAIN_FUNCTION_KEY_ROLES: app roles a caller with only a function key (automation, no signed-in principal) holds, comma-separated (Retrain.Approver, Retrain.Admin); empty: none.')
+param functionKeyRoles string = ''
+
 @description('ALLOWED_SERVICE_HOSTS: extra hosts (host, host:port or *.domain, comma-separated) that may receive ML credentials, e.g. a private deployment; Azure\'s own domains need no entry. See docs/security.md.')
 param allowedServiceHosts string = ''
 
@@ -220,11 +223,24 @@ var appSettings = {
   // Outbound allow-list (retrain/outbound.py): credentials go only to Azure's hosts per kind and these.
   ALLOWED_SERVICE_HOSTS: allowedServiceHosts
   RETRAIN_ARM_HOST: armHost
+
+  // Easy Auth is on (app/function.bicep authsettingsV2): read X-MS-CLIENT-PRINCIPAL, enforce the app roles.
+  RETRAIN_EASY_AUTH: 'true'
+  RETRAIN_FUNCTION_KEY_ROLES: functionKeyRoles
 }
 
 // ML service keys: Key Vault references (resolved by the platform with the app's identity). The
 // secrets are set after deployment (infra/README.md); the versionless reference follows new versions.
 var mlKeyReferences = toObject(mlKeySettingNames, setting => setting, setting => '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${replace(setting, '_', '-')})')
+
+module auth 'app/auth.bicep' = {
+  name: 'auth'
+  scope: rg
+  params: {
+    name: 'retrain-${resourceToken}'
+    displayName: 'Model retraining (${environmentName})'
+  }
+}
 
 module functionApp 'app/function.bicep' = {
   name: 'function'
@@ -239,6 +255,8 @@ module functionApp 'app/function.bicep' = {
     storageBlobEndpoint: storage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
     appSettings: union(appSettings, mlKeyReferences)
+    authClientId: auth.outputs.clientId
+    authAudience: auth.outputs.audience
     pythonVersion: pythonVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
@@ -265,3 +283,5 @@ output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.name
 output TRAINING_CONTAINER string = trainingContainerName
 output OUTPUT_CONTAINER string = outputContainerName
 output ML_KEY_SETTING_NAMES string = join(mlKeySettingNames, ',')
+output AZURE_AUTH_CLIENT_ID string = auth.outputs.clientId
+output AZURE_AUTH_AUDIENCE string = auth.outputs.audience
