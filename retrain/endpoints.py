@@ -13,7 +13,8 @@ from azure.core.credentials import TokenCredential
 from retrain.errors import (InvalidModelDefinition, PermanentServiceError, ProvisioningFailed,
                             TransientServiceError, VerificationFailed)
 from retrain.http import RetryPolicy, new_session, redact_url, retry_after_seconds, scrub, send, trim
-from retrain.identity import ARM_SCOPE, StaticTokenCredential, arm_credential, arm_scope  # noqa: F401  (re-exported)
+from retrain.identity import ARM_SCOPE, StaticTokenCredential, arm_credential  # noqa: F401  (re-exported)
+from retrain.identity import arm_scope
 from retrain.locations import BlobLocation
 
 KINDS = ("classic", "arm")

@@ -97,7 +97,7 @@ class OutboundRules:
             if not _HOST.match(host.strip("[]")) and not is_loopback(host):
                 bad.append(item)
                 continue
-            entries.append(HostEntry(host, int(port) if port else None))
+            entries.append(HostEntry(host.strip("[]"), int(port) if port else None))
         if bad:
             raise SettingsError(f"{ALLOWED_HOSTS_SETTING}: {', '.join(map(repr, bad))} are not host names; "
                                 "use a comma-separated list of host, host:port or *.domain")

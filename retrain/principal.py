@@ -75,8 +75,8 @@ def function_key_roles(env: Mapping[str, str]) -> frozenset[str]:
 def caller(headers: Mapping[str, str], env: Mapping[str, str], note: str = "") -> Actor:
     """The caller of one request, from the principal header when auth is on, else the function key."""
     note = " ".join(str(note or "").split())[:100]
-    if not auth_enabled(env):
-        return Actor("function_key", "function-key", "function key", "function_key", frozenset(ROLES), note)
+    if not auth_enabled(env):  # no role is enforced, so none is recorded as held
+        return Actor("function_key", "function-key", "function key", "function_key", frozenset(), note)
     raw = _header(headers, PRINCIPAL_HEADER)
     if raw is None:
         return Actor("function_key", "function-key", "function key", "function_key", function_key_roles(env), note)

@@ -247,8 +247,8 @@ def test_redefining_endpoints_to_a_listener_then_rolling_back_sends_it_nothing(w
 
 
 def test_a_promotion_to_listener_endpoints_fails_and_sends_nothing(world, pump, listener, secrets):
-    store_directly(world, definition(world, endpoints=[classic(f"{listener.url}/workspaces/w/webservices/s/endpoints/e"),
-                                                       arm(listener.url + ARM_PATH)]))
+    store_directly(world, definition(world, endpoints=[
+        classic(f"{listener.url}/workspaces/w/webservices/s/endpoints/e"), arm(listener.url + ARM_PATH)]))
     run = world.land("census/a.csv", good_data())
     pump.run()
     run = world.run(run.run_id)

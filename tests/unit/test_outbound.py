@@ -108,3 +108,9 @@ def test_a_bearer_token_is_a_credential():
                                    "monkey business", "keys are fine as words", "tokenizer=bert"])
 def test_ordinary_values_pass(value):
     assert credential_problem(value, "f") is None
+
+
+def test_an_ipv6_loopback_entry_allows_its_port():
+    allow = rules(ALLOWED_SERVICE_HOSTS="[::1]:8765")
+    assert allow.problem("http://[::1]:8765/x", "classic", "f") is None
+    assert allow.problem("http://[::1]:8766/x", "classic", "f") is not None
