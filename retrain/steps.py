@@ -256,13 +256,10 @@ def _evaluate(ctx: Context, run: Run, model: ModelState, message: StepMessage) -
                 metrics=evaluation.challenger, decision=record)
 
 
-def model_sas_expiry(ctx: Context, run: Run | None) -> datetime:
+def model_sas_expiry(ctx: Context, run: Run) -> datetime:
     """The new model's read SAS for endpoints: MODEL_SAS_MINUTES, never past the run's deadline (but >= 5 min)."""
     now = ctx.clock()
-    expiry = now + ctx.settings.model_sas_lifetime
-    if run is not None and run.deadline:
-        expiry = min(expiry, max(parse_iso(run.deadline), now + MIN_SAS))
-    return expiry
+    return min(now + ctx.settings.model_sas_lifetime, max(parse_iso(run.deadline), now + MIN_SAS))
 
 
 def _supersede_waiting(ctx: Context, newer: Run) -> None:
