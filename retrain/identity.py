@@ -14,13 +14,12 @@ ARM_SCOPE = "https://management.azure.com/.default"
 STATIC_TOKEN_SETTING = "ARM_ACCESS_TOKEN"  # local/dev only: a fixed bearer token the emulator's ARM accepts
 
 _lock = threading.Lock()
+_credential: TokenCredential | None = None
 
 
 def arm_scope(url: str) -> str:
     """The token scope of the ARM host `url` is on: a token is only ever good for the host it is sent to."""
     return f"https://{urlsplit(url).netloc}/.default"
-
-_credential: TokenCredential | None = None
 
 
 class StaticTokenCredential:

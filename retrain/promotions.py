@@ -30,7 +30,7 @@ class Promotion:
     by: str = ""
     note: str = ""
     endpoints: dict = field(default_factory=dict)
-    actor: dict = field(default_factory=dict)  # who (principal.Actor.to_record()) for rollbacks and approvals
+    actor: dict = field(default_factory=dict)  # a rollback's caller (principal.Actor.to_record()); all in audit
 
     def to_entity(self) -> dict:
         return {"PartitionKey": self.model, "RowKey": self.key, "FromRun": self.from_run or "",
