@@ -245,7 +245,7 @@ def _evaluate(ctx: Context, run: Run, model: ModelState, message: StepMessage) -
         expires = ctx.clock() + timedelta(hours=approval.expires_after_hours)
         waiting = ctx.runs.save(run.moved(
             Status.AWAITING_APPROVAL, f"{decision.summary} Waiting for approval until {iso(expires)}.",
-            metrics=evaluation.challenger, decision=record, approval_expires_at=iso(expires),
+            at=ctx.clock(), metrics=evaluation.challenger, decision=record, approval_expires_at=iso(expires),
             deadline=iso(expires), next_action_at=""))
         chain.release(ctx, waiting.model, waiting.run_id)
         _supersede_waiting(ctx, waiting)
@@ -259,9 +259,9 @@ def _supersede_waiting(ctx: Context, newer: Run) -> None:
     for older in ctx.runs.list(newer.model, limit=1000, status=Status.AWAITING_APPROVAL):
         if older.run_id != newer.run_id and older.created_at <= newer.created_at:
             try:
-                ctx.runs.save(older.moved(Status.SUPERSEDED, f"a newer run ({newer.run_id}) passed the gate "
-                                                             "while this one waited for approval",
-                                          next_action_at=""))
+                chain.finish(ctx, older, Status.SUPERSEDED, f"a newer run ({newer.run_id}) passed the gate "
+                                                            "while this one waited for approval",
+                             release_model=False)
             except ConcurrentUpdate:
                 pass
 
