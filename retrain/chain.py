@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from .context import Context
-from .errors import Conflict, ConcurrentUpdate, RetrainError
+from .errors import Conflict, ConcurrentUpdate, RetrainError, UnusableModel
 from .models import ModelState
 from .runs import DataRef, Run, Status, Trigger, iso, run_id_for
 
@@ -146,7 +146,11 @@ def release(ctx: Context, model: str, run_id: str) -> None:
         handed["next"] = m.pending_run
         return replace(m, active_run=m.pending_run, pending_run=None)
 
-    ctx.models.update(model, change)
+    try:
+        ctx.models.update(model, change)
+    except UnusableModel as e:  # a stale pointer to an ended run blocks nothing (see is_finished)
+        log.warning("model %r not released from run %s: %s", model, run_id, e)
+        return
     nxt = handed.get("next")
     if nxt:
         run = ctx.runs.find(model, nxt)

@@ -18,7 +18,7 @@ from . import chain
 from .bes import BatchJobRequest, JobState
 from .context import Context
 from .errors import (ConcurrentUpdate, JobNotFound, PermanentServiceError, RetrainError, SettingsError,
-                     TransientServiceError, UnknownModel)
+                     TransientServiceError, UnknownModel, UnusableModel)
 from .evaluation import parse_evaluation
 from .locations import BlobLocation
 from .models import ChampionRecord, ModelState
@@ -86,6 +86,8 @@ def _run_step(ctx: Context, message: StepMessage, expected: Status,
     except ConcurrentUpdate:
         log.info("%s: run %s changed under this step; another delivery is handling it", message.step.value,
                  run.run_id)
+    except UnusableModel as e:  # left as it is: a PUT of the definition lets the sweeper re-drive it
+        log.warning("%s: run %s waits: %s", message.step.value, run.run_id, e)
     except TransientServiceError as e:
         _retry_later(ctx, run, message, e)
     except (PermanentServiceError, SettingsError, UnknownModel) as e:
