@@ -15,6 +15,7 @@ from azure.core.exceptions import (ResourceExistsError, ResourceModifiedError,
 from azure.data.tables import TableClient, UpdateMode
 
 from .errors import ConcurrentUpdate, UnknownRun
+from .etags import canonical
 
 MAX_TEXT = 8000  # characters kept of a service's error text (a table property holds ~32K)
 
@@ -68,6 +69,9 @@ class DataRef:
     size: int
     last_modified: str = ""
 
+    def __post_init__(self):
+        object.__setattr__(self, "etag", canonical(self.etag))  # listing and properties spell it differently
+
     @property
     def path(self) -> str:
         return f"{self.container}/{self.name}"
@@ -75,7 +79,8 @@ class DataRef:
 
 def run_id_for(model: str, data: DataRef) -> str:
     """Same model, blob and ETag give the same run: a double-fired trigger or repeated call is one run."""
-    digest = hashlib.sha256(f"{model}\n{data.container}/{data.name}\n{data.etag}".encode()).hexdigest()
+    etag = canonical(data.etag)  # the quoted form: ids made before ETags were normalised stay the same
+    digest = hashlib.sha256(f"{model}\n{data.container}/{data.name}\n{etag}".encode()).hexdigest()
     return digest[:20]
 
 

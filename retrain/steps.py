@@ -14,7 +14,7 @@ from typing import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from . import chain
+from . import chain, etags
 from .bes import BatchJobRequest, JobState
 from .context import Context
 from .errors import (ConcurrentUpdate, JobNotFound, PermanentServiceError, RetrainError, SettingsError,
@@ -150,7 +150,7 @@ def _data_unchanged(ctx: Context, run: Run) -> bool:
     except ResourceNotFoundError:
         chain.finish(ctx, run, Status.FAILED, f"the training blob {run.data.path} was deleted before training")
         return False
-    if props.etag != run.data.etag:
+    if not etags.same(props.etag, run.data.etag):
         chain.finish(ctx, run, Status.SUPERSEDED,
                      f"the training blob {run.data.path} was overwritten; the new version has its own run")
         return False
