@@ -135,7 +135,7 @@ class Storage:
         return url if url.endswith("/") else url + "/"
 
     def location(self, container: str, blob: str) -> BlobLocation:
-        return BlobLocation(self.blob_base, f"{container}/{blob}")
+        return BlobLocation.of_blob(self.blob_base, container, blob)
 
     def sas(self, container: str, blob: str, *, expiry: datetime, write: bool = False) -> str:
         """A SAS for one blob: read-only, or create+write for a job output; never stored or logged."""
