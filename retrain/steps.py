@@ -20,6 +20,7 @@ from .context import Context
 from .errors import (ConcurrentUpdate, JobNotFound, PermanentServiceError, RetrainError, SettingsError,
                      TransientServiceError, UnknownModel)
 from .evaluation import parse_evaluation
+from .job_failures import MAX_ATTEMPTS, read_failure
 from .locations import BlobLocation
 from .models import ChampionRecord, ModelState
 from .policy import decide
@@ -29,7 +30,6 @@ from .runs import Run, Status, iso, parse_iso
 
 log = logging.getLogger("retrain")
 
-MAX_ATTEMPTS = 3  # BES submissions per run when the service loses a job
 
 
 def handle(ctx: Context, step: Step, body: str | bytes) -> None:
@@ -193,14 +193,20 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
     except JobNotFound:
         if run.attempt >= MAX_ATTEMPTS:
             raise
-        chain.enter(ctx, run, Status.QUEUED, f"the service lost job {run.job_id}; resubmitting",
-                    attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
+        _resubmit(ctx, run, f"the service lost job {run.job_id}")
         return
     if status.state is JobState.FINISHED:
         chain.enter(ctx, run, Status.EVALUATING, f"training job {run.job_id} finished; evaluating")
     elif status.state is JobState.FAILED:
-        chain.finish(ctx, run, Status.FAILED, f"the training job failed: {_first_line(status.details)}",
-                     error=status.details or "")
+        failure = read_failure(status.details)
+        if failure.retryable and run.attempt < MAX_ATTEMPTS:
+            _resubmit(ctx, run, f"training job {run.job_id} failed without a data error ({failure.text})")
+            return
+        reason = f"the training job failed: {failure.text}"
+        if failure.retryable:
+            reason = (f"the training job failed {run.attempt} times without a data error; "
+                      f"the last time: {failure.text}")
+        chain.finish(ctx, run, Status.FAILED, reason, error=status.details or "")
     elif status.state is JobState.CANCELLED:
         chain.finish(ctx, run, Status.CANCELLED, f"training job {run.job_id} was cancelled in the ML service")
     else:
@@ -212,9 +218,11 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
         ctx.queues.send(StepMessage(run.model, run.run_id, Step.CHECK, saved.polls), delay)
 
 
-def _first_line(text: str | None) -> str:
-    text = (text or "no details given").strip()
-    return text.splitlines()[0][:300] if text else "no details given"
+def _resubmit(ctx: Context, run: Run, why: str) -> None:
+    """An interrupted or lost job: submit again to fresh outputs, after a back-off that grows per attempt."""
+    delay = min(ctx.settings.check_max_delay, max(1.0, ctx.settings.check_initial_delay) * 2 ** (run.attempt - 1))
+    chain.enter(ctx, run, Status.QUEUED, f"{why}; resubmitting (attempt {run.attempt + 1} of {MAX_ATTEMPTS})",
+                delay=delay, attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
 
 
 # --- evaluate ------------------------------------------------------------------------------
