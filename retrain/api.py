@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import chain, triggers
+from . import bounded_json, chain, triggers
 from .context import Context
 from .errors import (Conflict, DataNotFound, InvalidDataRef, InvalidModelDefinition, NoTrainingData,
                      RetrainError, SettingsError, UnknownModel, UnknownRun)
@@ -31,12 +31,10 @@ class ApiRequest:
             if required:
                 raise BadRequest("a JSON body is required")
             return None
-        if len(self.body) > MAX_BODY:
-            raise BadRequest(f"the body is larger than {MAX_BODY // 1024} KiB")
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BadRequest(f"the body is not valid JSON: {e}") from None
+            return bounded_json.loads(self.body, max_bytes=MAX_BODY)
+        except bounded_json.JsonRejected as e:
+            raise BadRequest(str(e)) from None
 
 
 @dataclass(frozen=True)
