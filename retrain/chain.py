@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from . import pinning
 from .context import Context
 from .errors import Conflict, ConcurrentUpdate, RetrainError
 from .models import ModelState
@@ -118,6 +119,7 @@ def finish(ctx: Context, run: Run, status: Status, reason: str, **changes) -> Ru
     assert status.terminal, status
     saved = ctx.runs.save(run.moved(status, reason, at=ctx.clock(), next_action_at="", **changes))
     log.info("model=%s run=%s ended %s: %s", saved.model, saved.run_id, status.value, reason)
+    pinning.unpin(ctx, saved)
     release(ctx, saved.model, saved.run_id)
     return saved
 

@@ -14,7 +14,3 @@ def canonical(etag: str | None) -> str:
     value = value.strip('"')
     return f'"{value}"' if value else ""
 
-
-def same(a: str | None, b: str | None) -> bool:
-    """Whether two ETags name the same blob version, however each was spelled."""
-    return canonical(a) == canonical(b)

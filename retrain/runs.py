@@ -68,6 +68,7 @@ class DataRef:
     etag: str
     size: int
     last_modified: str = ""
+    snapshot: str = ""  # the pinned version the training job reads (set at submit, deleted when the run ends)
 
     def __post_init__(self):
         object.__setattr__(self, "etag", canonical(self.etag))  # listing and properties spell it differently
@@ -129,6 +130,7 @@ class Run:
         entity = {"PartitionKey": self.model, "RowKey": self.run_id, "Trigger": self.trigger.value,
                   "DataContainer": self.data.container, "DataName": self.data.name, "DataEtag": self.data.etag,
                   "DataSize": self.data.size, "DataLastModified": self.data.last_modified,
+                  "DataSnapshot": self.data.snapshot,
                   "Status": self.status.value, "Reason": self.reason[:MAX_TEXT], "CreatedAt": self.created_at,
                   "Deadline": self.deadline, "UpdatedAt": self.updated_at, "NextActionAt": self.next_action_at,
                   "Attempt": self.attempt, "JobId": self.job_id, "JobStarted": self.job_started,
@@ -142,7 +144,7 @@ class Run:
     @classmethod
     def from_entity(cls, e: dict) -> "Run":
         data = DataRef(e["DataContainer"], e["DataName"], e["DataEtag"], int(e.get("DataSize", 0)),
-                       e.get("DataLastModified", ""))
+                       e.get("DataLastModified", ""), e.get("DataSnapshot", ""))
         blobs = {name: json.loads(e.get(_camel(name)) or "{}")
                  for name in ("outputs", "metrics", "decision", "endpoints", "step_times")}
         return cls(model=e["PartitionKey"], run_id=e["RowKey"], trigger=Trigger(e["Trigger"]), data=data,

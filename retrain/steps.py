@@ -14,11 +14,11 @@ from typing import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from . import chain, etags
+from . import chain, pinning
 from .bes import BatchJobRequest, JobState
 from .context import Context
-from .errors import (ConcurrentUpdate, JobNotFound, PermanentServiceError, RetrainError, SettingsError,
-                     TransientServiceError, UnknownModel)
+from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError, RetrainError,
+                     SettingsError, TransientServiceError, UnknownModel)
 from .evaluation import parse_evaluation
 from .job_failures import MAX_ATTEMPTS, read_failure
 from .locations import BlobLocation
@@ -126,7 +126,8 @@ def _fail(ctx: Context, run: Run, reason: str, **changes) -> None:
 def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
     bes = ctx.bes(model.definition)
     if not run.job_id:
-        if not _data_unchanged(ctx, run):
+        run = _pinned(ctx, run)
+        if run is None:
             return
         request, outputs, baseline = _job_request(ctx, run, model)
         job_id = bes.submit(request)
@@ -142,19 +143,15 @@ def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> 
                 job_started=True, polls=0)
 
 
-def _data_unchanged(ctx: Context, run: Run) -> bool:
-    """The blob must still be the version the run was made for (an overwrite has its own run)."""
-    blob = ctx.storage.blobs.get_blob_client(run.data.container, run.data.name)
+def _pinned(ctx: Context, run: Run) -> Run | None:
+    """The run with its blob version pinned, or None when that version is gone (the run is ended, saying why)."""
     try:
-        props = blob.get_blob_properties()
-    except ResourceNotFoundError:
-        chain.finish(ctx, run, Status.FAILED, f"the training blob {run.data.path} was deleted before training")
-        return False
-    if not etags.same(props.etag, run.data.etag):
-        chain.finish(ctx, run, Status.SUPERSEDED,
-                     f"the training blob {run.data.path} was overwritten; the new version has its own run")
-        return False
-    return True
+        return pinning.pin(ctx, run)
+    except pinning.DataOverwritten as e:
+        chain.finish(ctx, run, Status.SUPERSEDED, str(e))
+    except DataNotFound as e:
+        chain.finish(ctx, run, Status.FAILED, str(e))
+    return None
 
 
 def _job_request(ctx: Context, run: Run, model: ModelState) -> tuple[BatchJobRequest, dict, str]:
@@ -164,7 +161,7 @@ def _job_request(ctx: Context, run: Run, model: ModelState) -> tuple[BatchJobReq
     storage, out = ctx.storage, ctx.settings.output_container
     prefix = f"{run.model}/{run.run_id}/{run.attempt}"
     model_blob, evaluation_blob = f"{prefix}/model.ilearner", f"{prefix}/evaluation.csv"
-    data = storage.located(run.data.container, run.data.name, expiry=expiry)
+    data = storage.located(run.data.container, run.data.name, expiry=expiry, snapshot=run.data.snapshot)
     outputs = {service.model_output: storage.located(out, model_blob, expiry=expiry, write=True),
                service.evaluation_output: storage.located(out, evaluation_blob, expiry=expiry, write=True)}
     params = dict(service.global_parameters)
