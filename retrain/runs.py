@@ -45,6 +45,7 @@ class Trigger(str, Enum):
     BLOB = "blob"
     HTTP = "http"
     TIMER = "timer"
+    RECONCILE = "reconcile"  # the sweeper found data whose trigger never fired
 
 
 def utcnow() -> datetime:

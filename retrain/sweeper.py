@@ -9,6 +9,7 @@ from . import chain
 from .context import Context
 from .errors import ConcurrentUpdate, RetrainError
 from .queues import STEP_FOR_STATUS
+from .reconcile import Reconciled, reconcile
 from .runs import Run, Status, iso, parse_iso
 
 log = logging.getLogger("retrain")
@@ -20,10 +21,12 @@ class SweepReport:
     expired: list[str] = field(default_factory=list)
     admitted: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    reconciled: list[Reconciled] = field(default_factory=list)  # newest data that had no run
 
     def __str__(self) -> str:
         return (f"re-driven {len(self.redriven)}, expired {len(self.expired)}, admitted {len(self.admitted)}, "
-                f"released {len(self.released)}")
+                f"released {len(self.released)}, reconciled {len(self.reconciled)}"
+                + "".join(f"; {r}" for r in self.reconciled))
 
 
 def sweep(ctx: Context) -> SweepReport:
@@ -40,7 +43,8 @@ def sweep(ctx: Context) -> SweepReport:
         if model.active_run and chain.is_finished(ctx, model.name, model.active_run):
             chain.release(ctx, model.name, model.active_run)
             report.released.append(model.active_run)
-    if any((report.redriven, report.expired, report.admitted, report.released)):
+    report.reconciled = reconcile(ctx)
+    if any((report.redriven, report.expired, report.admitted, report.released, report.reconciled)):
         log.info("sweeper: %s", report)
     return report
 
