@@ -2,13 +2,14 @@
 
 The rules (README, "Job failures"):
 
-* A **data error** fails the run at once: the service names a module error with a number other than 0
-  (`Error 0032: ...`, `Error 1000: AFx Library library exception: ...`), or its envelope's code is one the
-  service uses for a bad request or bad data (`ModuleExecutionError`, `LibraryExecutionError`,
-  `BadArgument`, `BadUserArgument`). Resubmitting the same data would fail the same way.
+* A **data error** fails the run at once: the service names a module error numbered other than 0000 and
+  0151 (`Error 0032: ...`, `Error 1000: AFx Library library exception: ...`), or its envelope's code is
+  one the service uses for bad input (`ModuleExecutionError`, `LibraryExecutionError`, `BadArgument`,
+  `BadUserArgument`). Resubmitting the same data would fail the same way.
 * Anything else is an **interruption**: the job was interrupted or lost (a service restart), its process
-  died (`Error 0000`), or it failed without naming a data error. The run resubmits it to fresh outputs,
-  with back-off, up to `MAX_ATTEMPTS` submissions; then it fails, saying so.
+  died (`Error 0000`), it could not write its outputs (`Error 0151`), or it failed without naming a data
+  error. The run resubmits it to fresh outputs, with back-off, up to `MAX_ATTEMPTS` submissions; then it
+  fails, saying so.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 MAX_ATTEMPTS = 3  # BES submissions per run when jobs are interrupted or lost
+INFRASTRUCTURE_MODULE_ERRORS = frozenset({"0000", "0151"})  # the job's process died; a storage write failed
 DATA_ERROR_CODES = frozenset({"ModuleExecutionError", "LibraryExecutionError", "BadArgument", "BadUserArgument"})
 _MODULE_ERROR = re.compile(r"Error (\d{4}): ?(.*)", re.DOTALL)
 MAX_REASON = 500  # characters of the service's text in a run's reason (the whole text is in `error`)
@@ -46,7 +48,7 @@ def read_failure(details: str | None) -> JobFailure:
         if found:
             number = found.group(1)
             sentence = _sentence(f"Error {number}: {found.group(2)}")
-            return JobFailure(sentence, data_error=number != "0000")
+            return JobFailure(sentence, data_error=number not in INFRASTRUCTURE_MODULE_ERRORS)
     text = _sentence(messages[-1] if messages else raw)
     return JobFailure(text, data_error=code in DATA_ERROR_CODES)
 
