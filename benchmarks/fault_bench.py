@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -111,7 +112,8 @@ class World:
             "TRAINING_CONTAINER": TRAINING, "OUTPUT_CONTAINER": OUTPUTS, "RETRAIN_TABLE_PREFIX": PREFIX,
             "RETRAIN_SCHEDULE": "0 0 2 * * *", "SWEEP_SCHEDULE": "*/3 * * * * *", "SWEEP_GRACE_SECONDS": "10",
             "CHECK_INITIAL_DELAY_SECONDS": "1", "CHECK_MAX_DELAY_SECONDS": "2", "RUN_TIMEOUT_MINUTES": "10",
-            "FAULT_BES_KEY": TRAIN_KEY, "FAULT_WS_TOKEN": WS_TOKEN})
+            "RETRAIN_SECRET_FAULT_BES_KEY": TRAIN_KEY, "RETRAIN_SECRET_FAULT_WS_TOKEN": WS_TOKEN,
+            "ALLOWED_SERVICE_HOSTS": urlsplit(self.emulator.url).netloc})
         self.host.start()
         self.blobs = BlobServiceClient.from_connection_string(storage)
         self.tables = TableServiceClient.from_connection_string(storage)
@@ -127,8 +129,8 @@ class World:
         requests.put(self.endpoint_url(model), json={"Description": "fault suite"}, headers=auth,
                      timeout=10).raise_for_status()
         body = {"training": {"url": f"{self.emulator.url}/workspaces/{WS}/services/{TRAIN}",
-                             "key_setting": "FAULT_BES_KEY"},
-                "endpoints": [{"kind": "classic", "url": self.endpoint_url(model), "key_setting": "FAULT_WS_TOKEN",
+                             "key_setting": "RETRAIN_SECRET_FAULT_BES_KEY"},
+                "endpoints": [{"kind": "classic", "url": self.endpoint_url(model), "key_setting": "RETRAIN_SECRET_FAULT_WS_TOKEN",
                                "resource_name": RESOURCE}],
                 "policy": POLICY, "data_prefix": f"{model}/"}
         requests.put(f"{self.host.api}/models/{model}", json=body, timeout=30).raise_for_status()

@@ -9,11 +9,15 @@ from typing import Any, Callable
 
 from . import bounded_json, chain, triggers
 from .context import Context
-from .errors import (Conflict, DataNotFound, InvalidDataRef, InvalidModelDefinition, NoTrainingData,
-                     RetrainError, SettingsError, UnknownModel, UnknownRun)
+from .errors import (Conflict, DataNotFound, DestinationNotAllowed, Forbidden, InvalidDataRef,
+                     InvalidModelDefinition, NoTrainingData, RetrainError, SecretNotAllowed, SettingsError,
+                     Unauthenticated, UnknownModel, UnknownRun)
 from .models import ModelDefinition, check_model_name
+from .outbound import OutboundRules
+from .principal import ADMIN, APPROVER, Actor, caller, require
 from .rollback import RollbackFailed, rollback as roll_back
 from .runs import Status
+from .secrets import SecretRule
 
 log = logging.getLogger("retrain")
 MAX_BODY = 256 * 1024
@@ -25,6 +29,11 @@ class ApiRequest:
     route: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)  # as the host passes them (Easy Auth's included)
+
+    def actor(self, ctx: Context, note: Any = "") -> Actor:
+        """Who is calling (App Service Authentication's principal, or the function key)."""
+        return caller(self.headers, ctx.env, note if isinstance(note, str) else "")
 
     def json(self, *, required: bool = True) -> Any:
         if not self.body.strip():
@@ -53,6 +62,7 @@ class BadRequest(RetrainError):
 
 _STATUS_OF: list[tuple[type[Exception], int]] = [
     (RollbackFailed, 502),
+    (Unauthenticated, 401), (Forbidden, 403), (DestinationNotAllowed, 400), (SecretNotAllowed, 400),
     (InvalidModelDefinition, 400), (BadRequest, 400), (DataNotFound, 404), (InvalidDataRef, 400),
     (UnknownModel, 404), (UnknownRun, 404), (NoTrainingData, 409), (Conflict, 409), (SettingsError, 500),
 ]
@@ -70,6 +80,8 @@ def handle(ctx: Context, action: Callable[[Context, ApiRequest], ApiResponse], r
                     body["error"]["problems"] = e.problems
                 if isinstance(e, RollbackFailed):
                     body["error"]["endpoints"] = e.endpoints
+                if isinstance(e, Forbidden):
+                    body["error"]["role"] = e.role
                 return ApiResponse(status, body)
         raise
 
@@ -106,8 +118,15 @@ def model(ctx: Context, request: ApiRequest) -> ApiResponse:
     name = _model(request)
     if request.method == "GET":
         return ApiResponse(200, ctx.models.get(name).to_public())
+    actor = request.actor(ctx)
+    require(actor, ADMIN, "registering or redefining a model", ctx.env)
     definition = ModelDefinition.from_json(name, request.json())
+    refused = (OutboundRules.from_env(ctx.env).problems(definition.destinations())
+               + SecretRule.from_env(ctx.env).problems(definition.key_settings()))
+    if refused:
+        raise InvalidModelDefinition(refused)
     state, created = ctx.models.put(definition)
+    ctx.audit.record(name, "create" if created else "redefine", actor, ctx.clock())
     missing = [s for s in _settings_named(definition) if not (ctx.env.get(s) or "").strip()]
     body = state.to_public()
     if missing:
@@ -162,12 +181,16 @@ def run_action(ctx: Context, request: ApiRequest) -> ApiResponse:
     """POST .../runs/{run}/{action}: cancel, approve, reject, or retry a promotion's failed endpoints."""
     name, run_id, action = _model(request), _run_id(request), request.route.get("action", "")
     body = request.json(required=False) or {}
-    by = str(body.get("by") or "api")[:100] if isinstance(body, dict) else "api"
+    actor = request.actor(ctx, body.get("by") if isinstance(body, dict) else "")
     actions = {"cancel": chain.cancel, "approve": chain.approve, "reject": chain.reject,
                "retry": chain.retry_promotion}
     if action not in actions:
         raise BadRequest(f"unknown action {action!r}; use one of {', '.join(sorted(actions))}")
-    return ApiResponse(200, actions[action](ctx, name, run_id, by=by).to_public())
+    if action in ("approve", "reject"):
+        require(actor, APPROVER, f"{action.rstrip('e')}ing a run", ctx.env)
+    run = actions[action](ctx, name, run_id, by=actor.label)
+    ctx.audit.record(name, action, actor, ctx.clock(), target=run_id)
+    return ApiResponse(200, run.to_public())
 
 
 def _run_id(request: ApiRequest) -> str:
@@ -194,9 +217,20 @@ def rollback(ctx: Context, request: ApiRequest) -> ApiResponse:
     to_run = body.get("to_run")
     if to_run is not None and (not isinstance(to_run, str) or not to_run.isalnum()):
         raise BadRequest("to_run must be a run id")
-    result = roll_back(ctx, name, to_run=to_run, by=str(body.get("by") or "api")[:100],
-                       note=str(body.get("note") or "")[:1000])
+    actor = request.actor(ctx, body.get("by"))
+    require(actor, APPROVER, "rolling back", ctx.env)
+    result = roll_back(ctx, name, to_run=to_run, by=actor.label, note=str(body.get("note") or "")[:1000],
+                       actor=actor.to_record())
+    ctx.audit.record(name, "rollback", actor, ctx.clock(), target=result.promotion.key)
     return ApiResponse(200, {"model": name, "promotion": result.promotion.to_public()})
+
+
+def audit(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """GET /api/models/{model}/audit: who approved, rejected, cancelled, retried, rolled back or redefined it."""
+    name = _model(request)
+    ctx.models.get(name)
+    limit = _int(request, "limit", 100, 1, 1000)
+    return ApiResponse(200, {"model": name, "audit": [e.to_public() for e in ctx.audit.recent(name, limit)]})
 
 
 def skipped(ctx: Context, request: ApiRequest) -> ApiResponse:

@@ -21,6 +21,34 @@ class InvalidModelDefinition(RetrainError):
         super().__init__("; ".join(problems))
 
 
+class DestinationNotAllowed(SettingsError):
+    """A URL would send a credential or SAS to a host the outbound rule does not allow (names the setting)."""
+
+    status = 400
+
+
+class SecretNotAllowed(SettingsError):
+    """A key setting's name does not follow the secret-setting rule; says the rule, never whether it exists."""
+
+    status = 400
+
+
+class Unauthenticated(RetrainError):
+    """App Service Authentication is on and the caller's principal header is missing its shape (401)."""
+
+    status = 401
+
+
+class Forbidden(RetrainError):
+    """The caller lacks the app role an action needs; the message names the role (403)."""
+
+    status = 403
+
+    def __init__(self, message: str, *, role: str):
+        self.role = role
+        super().__init__(message)
+
+
 class UnknownModel(RetrainError):
     """No model is registered under that name."""
 

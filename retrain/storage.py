@@ -139,8 +139,8 @@ class Storage:
         return BlobLocation.of_blob(self.blob_base, container, blob)
 
     def sas(self, container: str, blob: str, *, expiry: datetime, write: bool = False, snapshot: str = "") -> str:
-        """A SAS for one blob (or one snapshot of it): read-only, or create+write for a job output; never stored."""
-        permission = BlobSasPermissions(read=True, create=write, write=write)
+        """A SAS for one blob or snapshot: read-only, or create+write (no read) for a job output; never stored."""
+        permission = BlobSasPermissions(read=not write, create=write, write=write)
         start = datetime.now(timezone.utc) - timedelta(minutes=5)  # clock skew
         key = self.connection.account_key
         if key:

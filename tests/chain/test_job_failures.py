@@ -1,9 +1,13 @@
 """A job interrupted by the service is resubmitted; a job that fails on its data fails the run at once."""
 
+from urllib.parse import urlsplit
+
 import pytest
 import requests
 
 from devhost.world import Emulator
+from retrain.context import Context
+from retrain.http import RetryPolicy
 from retrain.job_failures import MAX_ATTEMPTS
 from retrain.runs import Status
 from tests import datasets
@@ -50,8 +54,10 @@ def own_emulator(tmp_path, azurite):
 
 
 def test_a_job_cut_off_by_a_service_restart_is_resubmitted_and_the_run_promotes(world, own_emulator):
-    world = World(world.ctx, own_emulator)
-    pump = Pump(world.ctx)
+    env = dict(world.ctx.env, ALLOWED_SERVICE_HOSTS=urlsplit(own_emulator.url).netloc)
+    ctx = Context.from_env(env, retry=RetryPolicy(attempts=2, backoff=0.05, max_backoff=0.2, budget=2.0))
+    world = World(ctx, own_emulator)
+    pump = Pump(ctx)
     world.register()
     requests.post(f"{own_emulator.url}/_admin/faults", json={"type": "slow_job", "seconds": 60}, timeout=10)
     first = world.land("census/a.csv", good_data())
