@@ -130,8 +130,8 @@ class World:
                      timeout=10).raise_for_status()
         body = {"training": {"url": f"{self.emulator.url}/workspaces/{WS}/services/{TRAIN}",
                              "key_setting": "RETRAIN_SECRET_FAULT_BES_KEY"},
-                "endpoints": [{"kind": "classic", "url": self.endpoint_url(model), "key_setting": "RETRAIN_SECRET_FAULT_WS_TOKEN",
-                               "resource_name": RESOURCE}],
+                "endpoints": [{"kind": "classic", "url": self.endpoint_url(model),
+                               "key_setting": "RETRAIN_SECRET_FAULT_WS_TOKEN", "resource_name": RESOURCE}],
                 "policy": POLICY, "data_prefix": f"{model}/"}
         requests.put(f"{self.host.api}/models/{model}", json=body, timeout=30).raise_for_status()
 
