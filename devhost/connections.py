@@ -4,58 +4,31 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import fields
+from typing import Mapping
 
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from retrain.connections import DEFAULT_CONNECTION, Connection, resolve
+from retrain.errors import SettingsError
+
 from .errors import StorageConnectionError
 
-DEFAULT_CONNECTION = "AzureWebJobsStorage"
+__all__ = ["DEFAULT_CONNECTION", "StorageClients", "StorageConnection"]
 
 
-@dataclass(frozen=True)
-class StorageConnection:
-    """Where one connection setting points: a connection string, or service URIs plus an identity."""
-
-    name: str
-    connection_string: str | None = None
-    blob_uri: str | None = None
-    queue_uri: str | None = None
-    credential_kind: str | None = None   # "managedidentity" or None (DefaultAzureCredential)
-    client_id: str | None = None
+class StorageConnection(Connection):
+    """The app's connection (retrain.connections): devhost resolves bindings by the very same rules."""
 
     @classmethod
     def resolve(cls, name: str | None, environ: Mapping[str, str] | None = None) -> "StorageConnection":
         """An exact `<NAME>` (or `AzureWebJobs<NAME>`) setting wins; else `<NAME>__blobServiceUri` and friends."""
-        env = os.environ if environ is None else environ
-        name = name or DEFAULT_CONNECTION
-        for candidate in (name, f"AzureWebJobs{name}"):
-            value = env.get(candidate)
-            if value:
-                return cls(name=candidate, connection_string=value)
-
-        def prop(key: str) -> str | None:
-            return env.get(f"{name}__{key}") or env.get(f"{name}:{key}")
-
-        account = prop("accountName")
-        blob = prop("blobServiceUri") or prop("serviceUri") or (account and f"https://{account}.blob.core.windows.net")
-        queue = prop("queueServiceUri") or (account and f"https://{account}.queue.core.windows.net")
-        if not (blob or queue):
-            raise StorageConnectionError(
-                f"storage connection {name!r}: set app setting {name!r} to a connection string "
-                f"(locally: \"UseDevelopmentStorage=true\" or Azurite's full connection string), or set "
-                f"{name}__blobServiceUri / {name}__queueServiceUri for an identity-based connection")
-        return cls(name=name, blob_uri=blob, queue_uri=queue,
-                   credential_kind=(prop("credential") or "").lower() or None, client_id=prop("clientId"))
-
-    def credential(self) -> Any:
-        """azure-identity credential for identity-based connections (needs HTTPS, so never against Azurite)."""
-        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-        if self.credential_kind == "managedidentity":
-            return ManagedIdentityCredential(client_id=self.client_id) if self.client_id else ManagedIdentityCredential()
-        return DefaultAzureCredential(managed_identity_client_id=self.client_id) if self.client_id else DefaultAzureCredential()
+        try:
+            found = resolve(name, os.environ if environ is None else environ)
+        except SettingsError as e:
+            raise StorageConnectionError(str(e)) from None
+        return cls(**{f.name: getattr(found, f.name) for f in fields(Connection)})
 
 
 class StorageClients:

@@ -6,18 +6,20 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import urlencode
 
-from . import bounded_json, chain, triggers
+from azure.core.exceptions import AzureError
+
+from . import bounded_json, chain, triggers, views
 from .context import Context
-from .errors import (Conflict, DataNotFound, DestinationNotAllowed, Forbidden, InvalidDataRef,
-                     InvalidModelDefinition, NoTrainingData, RetrainError, SecretNotAllowed, SettingsError,
-                     Unauthenticated, UnknownModel, UnknownRun)
+from .errors import BadRequest, InvalidModelDefinition, RetrainError, StorageUnavailable
 from .models import ModelDefinition, check_model_name
 from .outbound import OutboundRules
 from .principal import ADMIN, APPROVER, Actor, caller, require
-from .rollback import RollbackFailed, rollback as roll_back
+from .rollback import rollback as roll_back
 from .runs import Status
 from .secrets import SecretRule
+from .tables import Page, storage_failure
 
 log = logging.getLogger("retrain")
 MAX_BODY = 256 * 1024
@@ -56,34 +58,22 @@ class ApiResponse:
         return json.dumps(self.body, indent=2)
 
 
-class BadRequest(RetrainError):
-    """The request itself is malformed (bad JSON, bad parameter)."""
-
-
-_STATUS_OF: list[tuple[type[Exception], int]] = [
-    (RollbackFailed, 502),
-    (Unauthenticated, 401), (Forbidden, 403), (DestinationNotAllowed, 400), (SecretNotAllowed, 400),
-    (InvalidModelDefinition, 400), (BadRequest, 400), (DataNotFound, 404), (InvalidDataRef, 400),
-    (UnknownModel, 404), (UnknownRun, 404), (NoTrainingData, 409), (Conflict, 409), (SettingsError, 500),
-]
+def error_response(error: RetrainError) -> ApiResponse:
+    """The JSON error envelope, with the status the error's class carries."""
+    body = {"code": type(error).__name__, "message": str(error), **error.details()}
+    return ApiResponse(error.http_status, {"error": body})
 
 
 def handle(ctx: Context, action: Callable[[Context, ApiRequest], ApiResponse], request: ApiRequest) -> ApiResponse:
-    """Run an API action and turn the errors a user can fix into 4xx answers."""
+    """Run an API action; every error becomes the JSON envelope (a 4xx says what to fix), never a bare 500."""
     try:
         return action(ctx, request)
     except RetrainError as e:
-        for kind, status in _STATUS_OF:
-            if isinstance(e, kind):
-                body = {"error": {"code": type(e).__name__, "message": str(e)}}
-                if isinstance(e, InvalidModelDefinition):
-                    body["error"]["problems"] = e.problems
-                if isinstance(e, RollbackFailed):
-                    body["error"]["endpoints"] = e.endpoints
-                if isinstance(e, Forbidden):
-                    body["error"]["role"] = e.role
-                return ApiResponse(status, body)
-        raise
+        return error_response(e)
+    except AzureError as e:
+        log.error("storage error in %s: %s", getattr(action, "__name__", action), storage_failure(e))
+        return error_response(StorageUnavailable(
+            f"storage did not answer as expected ({storage_failure(e)}); nothing was lost: retry the request"))
 
 
 def _model(request: ApiRequest) -> str:
@@ -109,15 +99,35 @@ def run_location(model: str, run_id: str) -> str:
 
 # --- models --------------------------------------------------------------------------------
 
+def _page(request: ApiRequest, path: str, key: str, page: Page, body: dict, **query: str | int | None) -> ApiResponse:
+    """A page of a listing with its `next` link (absent on the last page)."""
+    body[key] = [item.to_public() for item in page.items]
+    body["continuation"] = page.continuation
+    if page.continuation:
+        params = {k: v for k, v in query.items() if v not in (None, "")}
+        body["next"] = f"{path}?{urlencode({**params, 'continuation': page.continuation})}"
+    else:
+        body["next"] = None
+    return ApiResponse(200, body)
+
+
+def _continuation(request: ApiRequest) -> str | None:
+    token = request.query.get("continuation") or None
+    if token is not None and len(token) > 2000:
+        raise BadRequest("continuation is not a token this API gave out")
+    return token
+
+
 def list_models(ctx: Context, request: ApiRequest) -> ApiResponse:
-    return ApiResponse(200, {"models": [m.to_public() for m in ctx.models.list()]})
+    """Every model, those whose stored row no longer validates included (with `valid: false` and `problems`)."""
+    return ApiResponse(200, {"models": [views.model_view(m) for m in ctx.models.list_all()]})
 
 
 def model(ctx: Context, request: ApiRequest) -> ApiResponse:
     """GET shows a model; PUT registers or redefines it (live state is kept)."""
     name = _model(request)
     if request.method == "GET":
-        return ApiResponse(200, ctx.models.get(name).to_public())
+        return ApiResponse(200, views.model_view(ctx.models.read(name)))
     actor = request.actor(ctx)
     require(actor, ADMIN, "registering or redefining a model", ctx.env)
     definition = ModelDefinition.from_json(name, request.json())
@@ -161,15 +171,17 @@ def retrain(ctx: Context, request: ApiRequest) -> ApiResponse:
 
 
 def list_runs(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """Newest first, one page (`limit`) at a time: `next` links the following page; `status` filters."""
     name = _model(request)
-    ctx.models.get(name)
+    ctx.models.read(name)
     status = request.query.get("status")
     try:
         wanted = Status(status) if status else None
     except ValueError:
         raise BadRequest(f"status must be one of {', '.join(s.value for s in Status)}") from None
-    runs = ctx.runs.list(name, limit=_int(request, "limit", 50, 1, 1000), status=wanted)
-    return ApiResponse(200, {"model": name, "runs": [r.to_public() for r in runs]})
+    limit = _int(request, "limit", 50, 1, 1000)
+    page = ctx.runs.page(name, limit=limit, status=wanted, continuation=_continuation(request))
+    return _page(request, f"/api/models/{name}/runs", "runs", page, {"model": name}, limit=limit, status=status)
 
 
 def get_run(ctx: Context, request: ApiRequest) -> ApiResponse:
@@ -204,8 +216,10 @@ def _run_id(request: ApiRequest) -> str:
 
 def promotions(ctx: Context, request: ApiRequest) -> ApiResponse:
     name = _model(request)
-    ctx.models.get(name)
-    return ApiResponse(200, {"model": name, "promotions": [p.to_public() for p in ctx.promotions.history(name)]})
+    ctx.models.read(name)
+    limit = _int(request, "limit", 50, 1, 1000)
+    page = ctx.promotions.page(name, limit=limit, continuation=_continuation(request))
+    return _page(request, f"/api/models/{name}/promotions", "promotions", page, {"model": name}, limit=limit)
 
 
 def rollback(ctx: Context, request: ApiRequest) -> ApiResponse:
@@ -236,4 +250,5 @@ def audit(ctx: Context, request: ApiRequest) -> ApiResponse:
 def skipped(ctx: Context, request: ApiRequest) -> ApiResponse:
     """GET /api/skipped: blobs in the training container that no model claimed (newest first)."""
     limit = _int(request, "limit", 100, 1, 1000)
-    return ApiResponse(200, {"skipped": [s.to_public() for s in ctx.skipped.recent(limit)]})
+    page = ctx.skipped.page(limit=limit, continuation=_continuation(request))
+    return _page(request, "/api/skipped", "skipped", page, {}, limit=limit)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from . import pinning
 from .context import Context
-from .errors import Conflict, ConcurrentUpdate, RetrainError
+from .errors import Conflict, ConcurrentUpdate, RetrainError, UnusableModel
 from .models import ModelState
 from .runs import DataRef, Run, Status, Trigger, iso, run_id_for
 
@@ -114,14 +114,31 @@ def enter(ctx: Context, run: Run, status: Status, reason: str, *, delay: float =
     return saved
 
 
-def finish(ctx: Context, run: Run, status: Status, reason: str, **changes) -> Run:
-    """End a run (If-Match), then free its model for the pending run."""
+def finish(ctx: Context, run: Run, status: Status, reason: str, *, release_model: bool = True,
+           **changes) -> Run:
+    """The one way out of a run: end it (If-Match) with its run-ended record, then free its model.
+
+    `RunStore.save` refuses a terminal status, so every ending comes through here (or `finish_new`
+    for a run that is born ended) and writes exactly one record, in the same transaction.
+    `release_model=False` where the caller already moved the model's pointers past the run.
+    """
     assert status.terminal, status
-    saved = ctx.runs.save(run.moved(status, reason, at=ctx.clock(), next_action_at="", **changes))
+    saved = ctx.runs.end(run.moved(status, reason, at=ctx.clock(), next_action_at="", **changes))
     log.info("model=%s run=%s ended %s: %s", saved.model, saved.run_id, status.value, reason)
     pinning.unpin(ctx, saved)
-    release(ctx, saved.model, saved.run_id)
+    if release_model:
+        release(ctx, saved.model, saved.run_id)
     return saved
+
+
+def finish_new(ctx: Context, run: Run, status: Status, reason: str) -> tuple[Run, bool]:
+    """A run that ends as it is created (data that cannot be used): stored ended with its record; (run, created)."""
+    assert status.terminal, status
+    ended = run.moved(status, reason, at=ctx.clock(), next_action_at="", updated_at=iso(ctx.clock()))
+    saved, created = ctx.runs.create(ended)
+    if created:
+        log.info("model=%s run=%s ended %s: %s", saved.model, saved.run_id, status.value, reason)
+    return saved, created
 
 
 def release(ctx: Context, model: str, run_id: str) -> None:
@@ -137,7 +154,11 @@ def release(ctx: Context, model: str, run_id: str) -> None:
         handed["next"] = m.pending_run
         return replace(m, active_run=m.pending_run, pending_run=None)
 
-    ctx.models.update(model, change)
+    try:
+        ctx.models.update(model, change)
+    except UnusableModel as e:  # a stale pointer to an ended run blocks nothing (see is_finished)
+        log.warning("model %r not released from run %s: %s", model, run_id, e)
+        return
     nxt = handed.get("next")
     if nxt:
         run = ctx.runs.find(model, nxt)
@@ -186,11 +207,12 @@ def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api") -> Run:
 
 
 def _supersede(ctx: Context, run: Run, *, by: str) -> Run | None:
+    """A pending run replaced by newer data; the model row already points past it."""
     if run.status is not Status.PENDING:
         return None
     try:
-        return ctx.runs.save(run.moved(Status.SUPERSEDED, f"newer data arrived (run {by}) before this run started",
-                                       next_action_at=""))
+        return finish(ctx, run, Status.SUPERSEDED, f"newer data arrived (run {by}) before this run started",
+                      release_model=False)
     except ConcurrentUpdate:
         return None
 
@@ -206,8 +228,6 @@ def is_finished(ctx: Context, model: str, run_id: str) -> bool:
     """A stale active pointer (its run ended or vanished) does not block the model."""
     run = ctx.runs.find(model, run_id)
     return run is None or run.terminal or run.status is Status.AWAITING_APPROVAL
-
-
 
 
 def approve(ctx: Context, model: str, run_id: str, *, by: str) -> Run:

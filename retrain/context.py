@@ -12,6 +12,7 @@ import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
 
+from . import migrate
 from .audit import AuditLog
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
@@ -37,15 +38,16 @@ class Context:
     session: requests.Session = field(default_factory=new_session)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     credential: Callable[[], TokenCredential] | None = None  # the ARM identity; from settings when None
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # the one clock every timestamp comes from
 
     def __post_init__(self):
         prefix = self.settings.table_prefix
         tables = self.storage.tables
-        self.models = ModelRegistry(tables.get_table_client(f"{prefix}models"))
-        self.runs = RunStore(tables.get_table_client(f"{prefix}runs"))
+        now = lambda: self.clock()  # noqa: E731  (late-bound: a test may replace the clock)
+        self.models = ModelRegistry(tables.get_table_client(f"{prefix}models"), clock=now)
+        self.runs = RunStore(tables.get_table_client(f"{prefix}runs"), clock=now)
         self.promotions = PromotionLog(tables.get_table_client(f"{prefix}promotions"))
-        self.skipped = SkippedLog(tables.get_table_client(f"{prefix}skipped"))
+        self.skipped = SkippedLog(tables.get_table_client(f"{prefix}skipped"), self.settings.training_container)
         self.audit = AuditLog(tables.get_table_client(f"{prefix}audit"))
         self.queues = StepQueues(self.storage)
         if self.credential is None:
@@ -69,6 +71,7 @@ class Context:
                 table.create_table()
             except ResourceExistsError:
                 pass
+        migrate.ensure_layout(self)
         self.queues.ensure()
         for container in (self.settings.training_container, self.settings.output_container):
             try:

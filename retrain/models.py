@@ -1,341 +1,125 @@
-"""Registered models: their definition (validated, secret-free) and live state, one table row each."""
+"""The registry of models: one row per model, a data-prefix index beside it, every change an ETag compare-and-swap.
+
+Layout of the models table, all in one partition (so a definition and its index row change in one
+entity-group transaction):
+
+* `RowKey = <model name>`: the model row (`retrain.model_rows`);
+* `RowKey = ~prefix~<sha256(data_prefix)>~<model name>`: which model claims a data prefix. A blob
+  event looks up only the prefixes of its own name (one query per 7 path levels, whatever the
+  number of models), then reads the candidate's row and checks it still claims that prefix. The
+  index row is written in the same transaction as the definition, so a model registered a moment
+  ago is found; a row left behind by a redefinition is ignored by that check and removed.
+* `RowKey = ~layout`: the storage layout version (`retrain.migrate`).
+
+Model names are `[a-z0-9-]`, so every model row sorts before `~`.
+"""
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field, replace
+import hashlib
+import logging
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Callable
-from urllib.parse import urlparse
+from typing import Callable, Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import (ResourceExistsError, ResourceModifiedError,
-                                   ResourceNotFoundError)
-from azure.data.tables import TableClient, UpdateMode
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from .endpoints import EndpointSpec
-from .errors import ConcurrentUpdate, InvalidModelDefinition, UnknownModel
-from .locations import BlobLocation
-from .outbound import credential_problem
-from .policy import Champion, Policy
+# Stable names for the modules that imported them from here before the split.
+from .definitions import ModelDefinition, TrainingService, check_model_name  # noqa: F401
+from .errors import ConcurrentUpdate, UnknownModel, UnusableModel
+from .model_rows import PARTITION, BrokenModel, ChampionRecord, ModelState, read_row  # noqa: F401
 
-MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-PORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
-_SECRET_KEYS = {"key", "api_key", "apikey", "primary_key", "token", "password", "secret", "sas",
-                "connection_string", "account_key"}
-PARTITION = "model"
+log = logging.getLogger("retrain")
+
+INDEX = "~prefix~"
+MODEL_ROWS_END = "~"  # every model row's RowKey sorts before this
+RANGES_PER_QUERY = 7  # a Table filter allows 15 comparisons: PartitionKey + 7 RowKey ranges
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+def prefix_key(prefix: str, model: str = "") -> str:
+    return f"{INDEX}{hashlib.sha256(prefix.encode()).hexdigest()[:40]}~{model}"
 
 
-def check_model_name(name: str) -> str:
-    if not MODEL_NAME.match(name or ""):
-        raise InvalidModelDefinition([f"model name {name!r}: use 1-63 lowercase letters, digits and "
-                                      "hyphens, starting with a letter or digit"])
-    return name
+def prefix_row(prefix: str, model: str) -> dict:
+    return {"PartitionKey": PARTITION, "RowKey": prefix_key(prefix, model), "Prefix": prefix, "Model": model}
 
 
-@dataclass(frozen=True)
-class TrainingService:
-    """The BES training web service and how its inputs and outputs are named."""
-
-    url: str
-    key_setting: str
-    input_name: str = "input1"
-    model_output: str = "output1"
-    evaluation_output: str = "output2"
-    global_parameters: dict[str, str] = field(default_factory=dict)
-    baseline_parameter: str | None = "Baseline model"  # None: the service cannot score a baseline
-    data_parameter: str | None = None  # the data's URL goes in this global parameter, not an input
-
-    def to_json(self) -> dict:
-        return {"url": self.url, "key_setting": self.key_setting, "input": self.input_name,
-                "outputs": {"model": self.model_output, "evaluation": self.evaluation_output},
-                "global_parameters": dict(self.global_parameters),
-                "baseline_parameter": self.baseline_parameter, "data_parameter": self.data_parameter}
-
-
-@dataclass(frozen=True)
-class ModelDefinition:
-    """What a user registers with `PUT /api/models/{model}`; holds setting names, never secrets."""
-
-    name: str
-    training: TrainingService
-    endpoints: tuple[EndpointSpec, ...]
-    policy: Policy
-    data_prefix: str
-    schedule: bool = False
-    description: str = ""
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "description": self.description, "training": self.training.to_json(),
-                "endpoints": [_endpoint_json(e) for e in self.endpoints], "policy": self.policy.to_json(),
-                "data_prefix": self.data_prefix, "schedule": self.schedule}
-
-    def destinations(self) -> list[tuple[str, str, str]]:
-        """(field, service kind, URL) of every place this definition sends a credential or SAS."""
-        return [("training.url", "bes", self.training.url)] + [
-            (f"endpoints[{i}].url", e.kind, e.url) for i, e in enumerate(self.endpoints)]
-
-    def key_settings(self) -> list[tuple[str, str]]:
-        """(field, app setting name) of every secret this definition reads."""
-        return [("training.key_setting", self.training.key_setting)] + [
-            (f"endpoints[{i}].key_setting", e.key_setting) for i, e in enumerate(self.endpoints) if e.key_setting]
-
-    @classmethod
-    def from_json(cls, name: str, body: Any) -> "ModelDefinition":
-        """Validate a whole definition, reporting every problem at once."""
-        check_model_name(name)
-        problems: list[str] = []
-        if not isinstance(body, dict):
-            raise InvalidModelDefinition(["the body must be a JSON object"])
-        _find_secrets(body, "", problems)
-        _unknown(body, {"name", "description", "training", "endpoints", "endpoint", "policy",
-                        "data_prefix", "schedule"}, "", problems)
-        if body.get("name") not in (None, name):
-            problems.append(f"name: {body['name']!r} differs from the name in the URL ({name!r})")
-        training = _training(body.get("training"), problems)
-        raw_endpoints = body.get("endpoints")
-        if raw_endpoints is None and "endpoint" in body:
-            raw_endpoints = [body["endpoint"]]
-        endpoints = _endpoints(raw_endpoints, problems)
-        try:
-            policy = Policy.from_json(body.get("policy"))
-        except InvalidModelDefinition as e:
-            problems.extend(p if p.startswith("policy") else f"policy: {p}" for p in e.problems)
-            policy = None
-        prefix = body.get("data_prefix", f"{name}/")
-        if not isinstance(prefix, str) or not prefix.strip("/") or prefix.startswith("/") or ".." in prefix \
-                or "\\" in prefix:
-            problems.append("data_prefix: a blob name prefix inside the training container, "
-                            f"such as '{name}/' (no leading '/', no '..')")
-        elif not prefix.endswith("/"):
-            prefix += "/"
-        schedule = body.get("schedule", False)
-        if not isinstance(schedule, bool):
-            problems.append("schedule: true or false")
-        description = body.get("description", "")
-        if not isinstance(description, str) or len(description) > 1000:
-            problems.append("description: a string of at most 1000 characters")
-        if problems:
-            raise InvalidModelDefinition(problems)
-        return cls(name, training, endpoints, policy, prefix, schedule, description)
-
-
-def _endpoint_json(spec: EndpointSpec) -> dict:
-    return {"kind": spec.kind, "url": spec.url, "resource_name": spec.resource_name,
-            "key_setting": spec.key_setting, "name": spec.name}
-
-
-def _find_secrets(obj: Any, path: str, problems: list[str]) -> None:
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            where = f"{path}.{key}" if path else str(key)
-            if str(key).lower() in _SECRET_KEYS:
-                problems.append(f"{where}: secrets do not belong in a model definition; put the value in an "
-                                "app setting and give that setting's name (key_setting)")
-            else:
-                _find_secrets(value, where, problems)
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            _find_secrets(value, f"{path}[{i}]", problems)
-
-
-def _unknown(obj: dict, allowed: set[str], path: str, problems: list[str]) -> None:
-    for key in obj:
-        if key not in allowed and str(key).lower() not in _SECRET_KEYS:
-            problems.append(f"{path}{key}: unknown field (allowed: {', '.join(sorted(allowed))})")
-
-
-def _http_url(value: Any, where: str, problems: list[str]) -> str:
-    parsed = urlparse(value) if isinstance(value, str) else None
-    if not parsed or parsed.scheme not in ("http", "https") or not parsed.netloc:
-        problems.append(f"{where}: an http(s) URL")
-        return ""
-    problem = credential_problem(value, where)
-    if problem:
-        problems.append(problem)
-        return ""
-    return value
-
-
-def _setting(value: Any, where: str, problems: list[str]) -> str:
-    if not isinstance(value, str) or not SETTING_NAME.match(value):
-        problems.append(f"{where}: the NAME of an app setting (letters, digits, underscores)")
-        return ""
-    return value
-
-
-def _port(value: Any, default: str, where: str, problems: list[str]) -> str:
-    value = default if value is None else value
-    if not isinstance(value, str) or not PORT_NAME.match(value):
-        problems.append(f"{where}: a service port name such as {default!r}")
-    return value
-
-
-def _training(raw: Any, problems: list[str]) -> TrainingService | None:
-    if not isinstance(raw, dict):
-        problems.append("training: an object with url and key_setting")
-        return None
-    _unknown(raw, {"url", "key_setting", "input", "outputs", "global_parameters", "baseline_parameter",
-                   "data_parameter"}, "training.", problems)
-    outputs = raw.get("outputs") or {}
-    if not isinstance(outputs, dict):
-        problems.append("training.outputs: an object {\"model\": \"output1\", \"evaluation\": \"output2\"}")
-        outputs = {}
-    _unknown(outputs, {"model", "evaluation"}, "training.outputs.", problems)
-    params = raw.get("global_parameters") or {}
-    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        problems.append("training.global_parameters: an object of name -> value")
-        params = {}
-    params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
-    for name, value in params.items():
-        problem = credential_problem(value, f"training.global_parameters[{name!r}]")
-        if problem:
-            problems.append(problem)
-    baseline = raw.get("baseline_parameter", "Baseline model")
-    data_param = raw.get("data_parameter")
-    for key, value in (("baseline_parameter", baseline), ("data_parameter", data_param)):
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            problems.append(f"training.{key}: a global parameter name, or null")
-    service = TrainingService(
-        url=_http_url(raw.get("url"), "training.url", problems),
-        key_setting=_setting(raw.get("key_setting"), "training.key_setting", problems),
-        input_name=_port(raw.get("input"), "input1", "training.input", problems),
-        model_output=_port(outputs.get("model"), "output1", "training.outputs.model", problems),
-        evaluation_output=_port(outputs.get("evaluation"), "output2", "training.outputs.evaluation", problems),
-        global_parameters=params, baseline_parameter=baseline, data_parameter=data_param)
-    if service.model_output == service.evaluation_output:
-        problems.append("training.outputs: model and evaluation must be different outputs")
-    return service
-
-
-def _endpoints(raw: Any, problems: list[str]) -> tuple[EndpointSpec, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        problems.append("endpoints: a list of {kind, url, resource_name, key_setting}")
-        return ()
-    specs, names = [], set()
-    for i, item in enumerate(raw):
-        where = f"endpoints[{i}]"
-        if not isinstance(item, dict):
-            problems.append(f"{where}: an object")
-            continue
-        _unknown(item, {"kind", "url", "resource_name", "key_setting", "name"}, f"{where}.", problems)
-        kind = item.get("kind", "classic")
-        if kind not in ("classic", "arm"):
-            problems.append(f"{where}.kind: 'classic' or 'arm'")
-        url = _http_url(item.get("url"), f"{where}.url", problems)
-        resource = item.get("resource_name")
-        if not isinstance(resource, str) or not resource.strip():
-            problems.append(f"{where}.resource_name: the trained model's resource name, "
-                            "e.g. 'Census Model [trained model]'")
-        key_setting = item.get("key_setting")
-        if kind == "classic":
-            key_setting = _setting(key_setting, f"{where}.key_setting", problems)
-        elif key_setting is not None:
-            problems.append(f"{where}.key_setting: ARM endpoints use the app's Azure AD identity, not a key")
-        name = item.get("name") or (url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] if url else f"endpoint{i}")
-        if name in names:
-            problems.append(f"{where}.name: {name!r} is used twice; give each endpoint a distinct name")
-        names.add(name)
-        specs.append(EndpointSpec(kind=kind, url=url, resource_name=resource or "", key_setting=key_setting,
-                                  name=name))
-    return tuple(specs)
-
-
-@dataclass(frozen=True)
-class ChampionRecord:
-    """The model in production: which run made it, where it lives, and its own metrics."""
-
-    run_id: str
-    location: BlobLocation
-    metrics: dict[str, float]
-    since: str
-
-    def as_policy_champion(self) -> Champion:
-        return Champion(run_id=self.run_id, metrics=dict(self.metrics))
-
-    def to_json(self) -> dict:
-        return {"run_id": self.run_id, "location": self.location.to_record(), "metrics": self.metrics,
-                "since": self.since}
-
-    @classmethod
-    def from_json(cls, obj: dict) -> "ChampionRecord":
-        return cls(obj["run_id"], BlobLocation.from_record(obj["location"]), obj.get("metrics") or {},
-                   obj.get("since", ""))
-
-
-@dataclass(frozen=True)
-class ModelState:
-    """A model row: definition plus live state, with the ETag it was read at."""
-
-    definition: ModelDefinition
-    champion: ChampionRecord | None = None
-    active_run: str | None = None
-    pending_run: str | None = None
-    created_at: str = ""
-    updated_at: str = ""
-    etag: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    def to_entity(self) -> dict:
-        return {"PartitionKey": PARTITION, "RowKey": self.name,
-                "Definition": json.dumps(self.definition.to_json(), separators=(",", ":")),
-                "Champion": json.dumps(self.champion.to_json()) if self.champion else "",
-                "ActiveRun": self.active_run or "", "PendingRun": self.pending_run or "",
-                "CreatedAt": self.created_at, "UpdatedAt": self.updated_at}
-
-    @classmethod
-    def from_entity(cls, entity: dict) -> "ModelState":
-        body = json.loads(entity["Definition"])
-        definition = ModelDefinition.from_json(entity["RowKey"], {k: v for k, v in body.items()})
-        champion = ChampionRecord.from_json(json.loads(entity["Champion"])) if entity.get("Champion") else None
-        return cls(definition, champion, entity.get("ActiveRun") or None, entity.get("PendingRun") or None,
-                   entity.get("CreatedAt", ""), entity.get("UpdatedAt", ""), entity.metadata.get("etag"))
-
-    def to_public(self) -> dict:
-        """What the HTTP API shows: definition (setting names only) and live state."""
-        return {**self.definition.to_json(),
-                "champion": self.champion.to_json() if self.champion else None,
-                "active_run": self.active_run, "pending_run": self.pending_run,
-                "created_at": self.created_at, "updated_at": self.updated_at}
+def candidate_prefixes(blob_name: str) -> list[str]:
+    """Every data prefix that could own a blob: its directory paths (a data_prefix always ends with '/')."""
+    parts = blob_name.split("/")[:-1]
+    return ["/".join(parts[:i]) + "/" for i in range(len(parts), 0, -1)]
 
 
 class ModelRegistry:
     """The models table; every change is an ETag compare-and-swap."""
 
-    def __init__(self, table: TableClient):
+    def __init__(self, table: TableClient, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.table = table
+        self.clock = clock
 
-    def get(self, name: str) -> ModelState:
+    def _now(self) -> str:
+        return self.clock().isoformat()
+
+    def read(self, name: str) -> ModelState | BrokenModel:
+        """The row as stored, valid or not."""
         try:
-            return ModelState.from_entity(self.table.get_entity(PARTITION, name))
+            return read_row(self.table.get_entity(PARTITION, name))
         except ResourceNotFoundError:
             raise UnknownModel(f"no model named {name!r} is registered") from None
 
+    def get(self, name: str) -> ModelState:
+        row = self.read(name)
+        if isinstance(row, BrokenModel):
+            raise UnusableModel(name, list(row.problems))
+        return row
+
+    def list_all(self) -> list[ModelState | BrokenModel]:
+        """Every model row, valid or not, by name (one query per 1,000 models)."""
+        rows = self.table.query_entities("PartitionKey eq @pk and RowKey lt @end",
+                                         parameters={"pk": PARTITION, "end": MODEL_ROWS_END})
+        return sorted((read_row(e) for e in rows), key=lambda m: m.name)
+
     def list(self) -> list[ModelState]:
-        rows = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION})
-        return sorted((ModelState.from_entity(e) for e in rows), key=lambda m: m.name)
+        """The models that validate; a broken row is logged and left out."""
+        models = []
+        for row in self.list_all():
+            if isinstance(row, BrokenModel):
+                log.warning("model %r skipped: its stored definition no longer validates: %s", row.name,
+                            "; ".join(row.problems))
+            else:
+                models.append(row)
+        return models
 
     def put(self, definition: ModelDefinition) -> tuple[ModelState, bool]:
         """Create, or replace the definition while keeping live state; returns (state, created)."""
-        now = utcnow().isoformat()
+        now = self._now()
         state = ModelState(definition, created_at=now, updated_at=now)
         try:
-            self.table.create_entity(state.to_entity())
+            self.table.submit_transaction([("create", state.to_entity()),
+                                           ("upsert", prefix_row(definition.data_prefix, definition.name))])
             return self.get(definition.name), True
-        except ResourceExistsError:
-            pass
-        return self.update(definition.name, lambda m: replace(m, definition=definition)), False
+        except TableTransactionError as e:
+            if e.index != 0 or "exist" not in str(e.error_code or e).lower():
+                raise
+        row = self.read(definition.name)
+        if isinstance(row, BrokenModel):
+            return self._repair(row, definition), False
+        return self.update(definition.name, lambda m: replace(m, definition=definition), current=row), False
+
+    def _repair(self, broken: BrokenModel, definition: ModelDefinition) -> ModelState:
+        """A stored row that no longer validates gets the new definition; its live state is kept as stored."""
+        entity = {"PartitionKey": PARTITION, "RowKey": broken.name, "UpdatedAt": self._now(),
+                  "Definition": ModelState(definition).to_entity()["Definition"]}
+        try:
+            self.table.submit_transaction([
+                ("update", entity, {"mode": UpdateMode.MERGE, "etag": broken.etag,
+                                    "match_condition": MatchConditions.IfNotModified}),
+                ("upsert", prefix_row(definition.data_prefix, definition.name))])
+        except TableTransactionError:
+            raise ConcurrentUpdate(f"model {broken.name!r} changed while its definition was replaced") from None
+        return self.get(broken.name)
 
     def update(self, name: str, change: Callable[[ModelState], ModelState | None], *,
                current: ModelState | None = None, attempts: int = 10) -> ModelState:
@@ -348,16 +132,62 @@ class ModelRegistry:
             new = change(current)
             if new is None:
                 return current
-            new = replace(new, updated_at=utcnow().isoformat())
+            new = replace(new, updated_at=self._now())
             try:
-                meta = self.table.update_entity(new.to_entity(), mode=UpdateMode.REPLACE, etag=current.etag,
-                                                match_condition=MatchConditions.IfNotModified)
-                return replace(new, etag=meta.get("etag"))
+                etag = self._write(current, new)
+                return replace(new, etag=etag)
             except ResourceModifiedError:
                 current = None
         raise ConcurrentUpdate(f"model {name!r} kept changing under {attempts} attempts to update it")
 
-    def owner_of(self, blob_name: str) -> ModelState | None:
-        """The model whose data prefix is the longest match for a blob in the training container."""
-        matches = [m for m in self.list() if blob_name.startswith(m.definition.data_prefix)]
-        return max(matches, key=lambda m: len(m.definition.data_prefix), default=None)
+    def _write(self, current: ModelState, new: ModelState) -> str | None:
+        """One request; with the prefix index row in the same transaction when the data prefix changes."""
+        conditions = {"etag": current.etag, "match_condition": MatchConditions.IfNotModified}
+        old, prefix = current.definition.data_prefix, new.definition.data_prefix
+        if old == prefix:
+            return self.table.update_entity(new.to_entity(), mode=UpdateMode.REPLACE, **conditions).get("etag")
+        try:
+            results = self.table.submit_transaction([
+                ("update", new.to_entity(), {"mode": UpdateMode.REPLACE, **conditions}),
+                ("upsert", prefix_row(prefix, new.name))])
+        except TableTransactionError as e:
+            raise ResourceModifiedError(str(e)) from None
+        self._drop_index_row(old, new.name)
+        return results[0].get("etag") if results else None
+
+    def _drop_index_row(self, prefix: str, model: str) -> None:
+        try:
+            self.table.delete_entity(PARTITION, prefix_key(prefix, model))
+        except ResourceNotFoundError:
+            pass
+
+    def claimants(self, blob_name: str) -> Iterator[tuple[str, str]]:
+        """(prefix, model) index rows for the blob's directory prefixes, longest prefix first, then by name."""
+        found: list[tuple[str, str]] = []
+        prefixes = candidate_prefixes(blob_name)
+        for start in range(0, len(prefixes), RANGES_PER_QUERY):
+            chunk = prefixes[start:start + RANGES_PER_QUERY]
+            params = {"pk": PARTITION}
+            ranges = []
+            for i, prefix in enumerate(chunk):
+                params[f"a{i}"], params[f"b{i}"] = prefix_key(prefix), prefix_key(prefix) + "\U0010ffff"
+                ranges.append(f"( RowKey gt @a{i} and RowKey lt @b{i} )")
+            query = f"PartitionKey eq @pk and ( {' or '.join(ranges)} )"
+            found += [(e["Prefix"], e["Model"]) for e in self.table.query_entities(query, parameters=params)]
+        return iter(sorted(found, key=lambda pm: (-len(pm[0]), pm[1])))
+
+    def owner_of(self, blob_name: str) -> ModelState | BrokenModel | None:
+        """The model whose data prefix is the longest match for a blob; O(1) requests in the number of models."""
+        for prefix, name in self.claimants(blob_name):
+            if not blob_name.startswith(prefix):
+                continue  # a hash collision is not a claim
+            try:
+                row = self.read(name)
+            except UnknownModel:
+                continue
+            if isinstance(row, BrokenModel):
+                return row
+            if row.definition.data_prefix == prefix:
+                return row
+            self._drop_index_row(prefix, name)  # left by a redefinition whose clean-up did not happen
+        return None

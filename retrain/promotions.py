@@ -1,4 +1,9 @@
-"""Append-only history of what served when: every promotion and rollback, per model."""
+"""Append-only history of what served when: every promotion and rollback, per model.
+
+PartitionKey = model; `RowKey = <key>` is the insert-only dedup row (a run id, or a rollback's own
+key) and `t~<inverted time>~<key>` a copy of it for newest-first pages, written in the same
+transaction. Rows are never changed, so the copy never goes stale.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 
-from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
 from .locations import BlobLocation
+from .tables import Page, insert_once, inverted, key_range_page
+
+TIME = "t~"
 
 
 class Reason(str, Enum):
@@ -39,17 +46,19 @@ class Promotion:
                 "Endpoints": json.dumps(self.endpoints, separators=(",", ":")),
                 "Actor": json.dumps(self.actor, separators=(",", ":"))}
 
+    def index_entity(self) -> dict:
+        return {**self.to_entity(), "RowKey": f"{TIME}{inverted(self.at)}~{self.key}", "Key": self.key}
+
     @classmethod
     def from_entity(cls, e: dict) -> "Promotion":
-        return cls(e["PartitionKey"], e["RowKey"], e.get("FromRun") or None, e["ToRun"],
+        return cls(e["PartitionKey"], e.get("Key") or e["RowKey"], e.get("FromRun") or None, e["ToRun"],
                    BlobLocation.from_record(json.loads(e["Location"])), Reason(e["Reason"]), e["At"],
                    e.get("By", ""), e.get("Note", ""), json.loads(e.get("Endpoints") or "{}"),
                    json.loads(e.get("Actor") or "{}"))
 
     def to_public(self) -> dict:
-        return {"id": self.key, "from_run": self.from_run, "to_run": self.to_run, "model_uri": self.location.uri,
-                "reason": self.reason.value, "at": self.at, "by": self.by, "note": self.note,
-                "endpoints": self.endpoints, "actor": self.actor or None}
+        from .views import promotion_view  # the API's shape lives with the other public views
+        return promotion_view(self)
 
 
 class PromotionLog:
@@ -60,13 +69,14 @@ class PromotionLog:
 
     def append(self, promotion: Promotion) -> bool:
         """True if this call added the row, False if it was already recorded."""
-        try:
-            self.table.create_entity(promotion.to_entity())
-            return True
-        except ResourceExistsError:
-            return False
+        return insert_once(self.table, promotion.to_entity(), promotion.index_entity())
+
+    def page(self, model: str, *, limit: int = 50, continuation: str | None = None) -> Page:
+        """Newest first, one request per page, whatever the length of the history."""
+        return key_range_page(self.table, model, TIME, TIME + "~", limit, continuation, Promotion.from_entity)
 
     def history(self, model: str) -> list[Promotion]:
-        """Newest first."""
-        rows = self.table.query_entities("PartitionKey eq @model", parameters={"model": model})
-        return sorted((Promotion.from_entity(e) for e in rows), key=lambda p: p.at, reverse=True)
+        """The whole history, newest first (rollback looks through it; promotions are few)."""
+        rows = self.table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                                         parameters={"pk": model, "low": TIME, "high": TIME + "~"})
+        return [Promotion.from_entity(e) for e in rows]

@@ -8,7 +8,7 @@ from enum import Enum
 
 from azure.core.exceptions import ResourceExistsError
 
-from .errors import RetrainError
+from .errors import BadMessage  # noqa: F401 (re-exported)
 from .runs import Status
 from .storage import Storage
 
@@ -29,10 +29,6 @@ class Step(str, Enum):
 
 STEP_FOR_STATUS = {Status.QUEUED: Step.SUBMIT, Status.RUNNING: Step.CHECK,
                    Status.EVALUATING: Step.EVALUATE, Status.PROMOTING: Step.PROMOTE}
-
-
-class BadMessage(RetrainError):
-    """A queue message is not a step message this app wrote; it is dropped with a log line."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 
 from . import model_lock
 from .context import Context
-from .errors import Conflict, PermanentServiceError, SettingsError, TransientServiceError
+from .errors import (Conflict, PermanentServiceError, RollbackFailed, SettingsError,  # noqa: F401 (re-exported)
+                     TransientServiceError)
 from .models import ChampionRecord
 from .promotions import Promotion, Reason
 from .runs import Status, iso
@@ -21,14 +22,6 @@ ARM_WAIT = 150.0  # seconds per ARM endpoint: the rollback answers over HTTP, wh
 class RollbackResult:
     promotion: Promotion
     endpoints: dict[str, dict]
-
-
-class RollbackFailed(Conflict):
-    """Some endpoint refused the earlier model; the champion did not move (`endpoints` says which)."""
-
-    def __init__(self, message: str, endpoints: dict[str, dict]):
-        self.endpoints = endpoints
-        super().__init__(message)
 
 
 def rollback(ctx: Context, model: str, *, to_run: str | None = None, by: str = "api",

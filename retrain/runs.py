@@ -1,21 +1,37 @@
-"""Runs: one row per retraining attempt on one piece of data, with its status, step times and decision."""
+"""Runs: one row per retraining attempt on one piece of data, with its status, step times and decision.
+
+Layout of the runs table (PartitionKey = model, so a run and its index rows change in one
+entity-group transaction, one request):
+
+* `RowKey = <run id>`: the run; insert-only creation is the dedup;
+* `t~<inverted created time>~<run id>`: newest-first listing, written with the run;
+* `s~<status>~<inverted created time>~<run id>`: the same, per status, moved with each status change;
+* `e~<inverted ended time>~<run id>`: the run-ended record (outbox), written in the transaction that
+  ends the run, once per ending (`RunEnded`);
+* and in partition `~open`, `RowKey = <model>~<run id>` for every run not ended: the sweeper's
+  worklist. Written before the run exists (or is revived), removed after it ended, so every open
+  run has one; a leftover row is cleared by the sweeper.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+import logging
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import (ResourceExistsError, ResourceModifiedError,
-                                   ResourceNotFoundError)
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from .errors import ConcurrentUpdate, UnknownRun
 from .etags import canonical
+from .tables import Page, TransactionFailed, inverted, key_range_page, transact
+
+log = logging.getLogger("retrain")
 
 MAX_TEXT = 8000  # characters kept of a service's error text (a table property holds ~32K)
 
@@ -46,10 +62,6 @@ class Trigger(str, Enum):
     HTTP = "http"
     TIMER = "timer"
     RECONCILE = "reconcile"  # the sweeper found data whose trigger never fired
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def iso(moment: datetime | None) -> str:
@@ -115,14 +127,15 @@ class Run:
     approval_expires_at: str = ""
     decided_by: str = ""  # who approved/rejected/cancelled, when a person did
     etag: str | None = None
+    stored_status: Status | None = field(default=None, compare=False, repr=False)  # as read: moves its index row
 
     @property
     def terminal(self) -> bool:
         return self.status.terminal
 
-    def moved(self, status: Status, reason: str, *, at: datetime | None = None, **changes) -> "Run":
-        """The same run in a new status, with the time it got there."""
-        now = iso(at or utcnow())
+    def moved(self, status: Status, reason: str, *, at: datetime, **changes) -> "Run":
+        """The same run in a new status, with the time (from the context's clock) it got there."""
+        now = iso(at)
         times = dict(self.step_times)
         times.setdefault(status.value, now)
         return replace(self, status=status, reason=reason, step_times=times, transient_failures=0, **changes)
@@ -156,38 +169,187 @@ class Run:
                    polls=int(e.get("Polls", 0)), transient_failures=int(e.get("TransientFailures", 0)),
                    baseline_run=e.get("BaselineRun", ""), error=e.get("Error", ""),
                    approval_expires_at=e.get("ApprovalExpiresAt", ""), decided_by=e.get("DecidedBy", ""),
-                   etag=e.metadata.get("etag"), **blobs)
+                   etag=e.metadata.get("etag"), stored_status=Status(e["Status"]), **blobs)
 
     def to_public(self) -> dict:
-        """The run as the HTTP API shows it (no ETag, nothing secret is ever in a run)."""
-        body = asdict(self)
-        body.pop("etag")
-        body["trigger"] = self.trigger.value
-        body["status"] = self.status.value
-        body["terminal"] = self.terminal
-        return body
+        from .views import run_view  # the API's shape lives with the other public views
+        return run_view(self)
+
+    @property
+    def ended_at(self) -> str:
+        """When the run last ended (a retried promotion can end a run twice): the write that ended it."""
+        return (self.updated_at or self.step_times.get(self.status.value, "")) if self.terminal else ""
 
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-_LIST_FIELDS = [f.name for f in fields(Run)]
+@dataclass(frozen=True)
+class RunEnded:
+    """The run-ended record (outbox): appended once per ending, in the transaction that ends the run.
+
+    Later consumers (notifications, webhooks, trends) read these; `to_json` is the event payload.
+    """
+
+    model: str
+    run_id: str
+    status: Status
+    reason: str
+    ended_at: str
+    trigger: Trigger
+    data_path: str
+    created_at: str
+    decision_summary: str = ""
+    passed: bool | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    decided_by: str = ""
+    key: str = ""
+
+    @classmethod
+    def of(cls, run: Run) -> "RunEnded":
+        decision = run.decision or {}
+        return cls(run.model, run.run_id, run.status, run.reason, run.ended_at, run.trigger, run.data.path,
+                   run.created_at, decision.get("summary", ""), decision.get("passed"), dict(run.metrics),
+                   run.decided_by, ended_key(run))
+
+    def to_json(self) -> dict:
+        return {"type": "run.ended", "model": self.model, "run_id": self.run_id, "status": self.status.value,
+                "reason": self.reason, "ended_at": self.ended_at, "trigger": self.trigger.value,
+                "data": self.data_path, "created_at": self.created_at, "decision_summary": self.decision_summary,
+                "passed": self.passed, "metrics": self.metrics, "decided_by": self.decided_by}
+
+    def to_entity(self) -> dict:
+        return {"PartitionKey": self.model, "RowKey": self.key, "Event": json.dumps(self.to_json())[:30000]}
+
+    @classmethod
+    def from_entity(cls, e: dict) -> "RunEnded":
+        body = json.loads(e["Event"])
+        return cls(body["model"], body["run_id"], Status(body["status"]), body.get("reason", ""),
+                   body.get("ended_at", ""), Trigger(body.get("trigger", "http")), body.get("data", ""),
+                   body.get("created_at", ""), body.get("decision_summary", ""), body.get("passed"),
+                   body.get("metrics") or {}, body.get("decided_by", ""), e["RowKey"])
+
+
+OPEN = "~open"  # partition of the open-run index
+TIME, BY_STATUS, ENDED = "t~", "s~", "e~"
+END = "~"  # every index range [X~, X~~)
+
+
+def time_key(run: Run) -> str:
+    return f"{TIME}{inverted(run.created_at)}~{run.run_id}"
+
+
+def status_key(run: Run, status: Status) -> str:
+    return f"{BY_STATUS}{status.value}~{inverted(run.created_at)}~{run.run_id}"
+
+
+def ended_key(run: Run) -> str:
+    return f"{ENDED}{inverted(run.ended_at)}~{run.run_id}"
+
+
+def open_key(model: str, run_id: str) -> str:
+    return f"{model}~{run_id}"
+
+
+def _pointer(model: str, key: str, run_id: str) -> dict:
+    return {"PartitionKey": model, "RowKey": key, "RunId": run_id}
+
+
+def index_rows(run: Run) -> list[dict]:
+    """The listing rows a stored run has (time, status), as migration and creation write them."""
+    return [_pointer(run.model, time_key(run), run.run_id),
+            _pointer(run.model, status_key(run, run.status), run.run_id)]
 
 
 class RunStore:
-    """The runs table: insert-only creation (dedup) and If-Match writes."""
+    """The runs table: insert-only creation (dedup), If-Match writes, O(page) listings, the open-run index."""
 
-    def __init__(self, table: TableClient):
+    def __init__(self, table: TableClient, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.table = table
+        self.clock = clock
+
+    # --- writing -------------------------------------------------------------------------
 
     def create(self, run: Run) -> tuple[Run, bool]:
-        """Insert the run, or return the one already stored under its id; (run, created)."""
+        """Insert the run with its index rows (one transaction), or return the stored one; (run, created).
+
+        A run created already ended (a skipped blob) gets its run-ended record in the same transaction.
+        """
+        if not run.terminal:
+            self._open(run.model, run.run_id)
+        operations = [("create", run.to_entity())] + [("upsert", row) for row in index_rows(run)]
+        if run.terminal:
+            operations.append(("create", RunEnded.of(run).to_entity()))
         try:
-            meta = self.table.create_entity(run.to_entity())
-            return replace(run, etag=meta.get("etag")), True
-        except ResourceExistsError:
-            return self.get(run.model, run.run_id), False
+            results = transact(self.table, operations)
+        except TransactionFailed as e:
+            if e.index == 0 and e.exists:
+                return self.get(run.model, run.run_id), False
+            raise
+        return replace(run, etag=results[0].get("etag"), stored_status=run.status), True
+
+    def save(self, run: Run) -> Run:
+        """Write with If-Match on the ETag it was read at; ConcurrentUpdate if someone else wrote first.
+
+        Ending a run is `end`'s job (chain.finish), so that every ending writes its record.
+        """
+        if run.terminal and not (run.stored_status and run.stored_status.terminal):
+            raise ValueError(f"run {run.run_id}: a run ends only through chain.finish (RunStore.end)")
+        return self._write(run)
+
+    def end(self, run: Run) -> Run:
+        """Write a run's ending with its run-ended record, atomically; the open-run index row goes after."""
+        assert run.terminal, run.status
+        saved = self._write(run, ended=True)
+        self._close(run.model, run.run_id)
+        return saved
+
+    def _write(self, run: Run, *, ended: bool = False) -> Run:
+        run = replace(run, updated_at=iso(self.clock()))
+        update = ("update", run.to_entity(), {"mode": UpdateMode.REPLACE, "etag": run.etag,
+                                              "match_condition": MatchConditions.IfNotModified})
+        extra: list = []
+        before = run.stored_status
+        if before is not None and before is not run.status:
+            if before.terminal and not run.terminal:
+                self._open(run.model, run.run_id)  # revived (a promotion retried): open again first
+            extra.append(("delete", {"PartitionKey": run.model, "RowKey": status_key(run, before)}))
+            extra.append(("upsert", _pointer(run.model, status_key(run, run.status), run.run_id)))
+        if ended:
+            extra.append(("create", RunEnded.of(run).to_entity()))
+        try:
+            if not extra:
+                meta = self.table.update_entity(update[1], **update[2])
+                return replace(run, etag=meta.get("etag"), stored_status=run.status)
+            try:
+                results = transact(self.table, [update, *extra])
+            except TransactionFailed as e:
+                if not (e.index == 1 and e.missing):
+                    raise
+                # A row stored before its status index existed (a migration still under way): move without it.
+                results = transact(self.table, [update, *extra[1:]])
+        except TransactionFailed as e:
+            raise ConcurrentUpdate(f"run {run.run_id} of {run.model!r} changed since it was read ({e.code})") from None
+        except Exception as e:
+            if getattr(e, "status_code", None) in (404, 412):
+                raise ConcurrentUpdate(f"run {run.run_id} of {run.model!r} changed since it was read") from None
+            raise
+        return replace(run, etag=results[0].get("etag"), stored_status=run.status)
+
+    def _open(self, model: str, run_id: str) -> None:
+        self.table.upsert_entity({"PartitionKey": OPEN, "RowKey": open_key(model, run_id), "Model": model,
+                                  "RunId": run_id}, mode=UpdateMode.REPLACE)
+
+    def _close(self, model: str, run_id: str) -> None:
+        try:
+            self.table.delete_entity(OPEN, open_key(model, run_id))
+        except ResourceNotFoundError:
+            pass
+        except Exception as e:  # the sweeper clears a leftover row; the run has ended either way
+            log.warning("run %s: open-run index row not removed yet (%s)", run_id, type(e).__name__)
+
+    # --- reading -------------------------------------------------------------------------
 
     def get(self, model: str, run_id: str) -> Run:
         try:
@@ -201,30 +363,60 @@ class RunStore:
         except UnknownRun:
             return None
 
-    def save(self, run: Run) -> Run:
-        """Write with If-Match on the ETag it was read at; ConcurrentUpdate if someone else wrote first."""
-        run = replace(run, updated_at=iso(utcnow()))
-        try:
-            meta = self.table.update_entity(run.to_entity(), mode=UpdateMode.REPLACE, etag=run.etag,
-                                            match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise ConcurrentUpdate(f"run {run.run_id} of {run.model!r} changed since it was read") from None
-        return replace(run, etag=meta.get("etag"))
+    def page(self, model: str, *, limit: int = 50, status: Status | None = None,
+             continuation: str | None = None) -> Page:
+        """Newest first, `limit` runs: one index query plus one query per 14 runs, whatever the history."""
+        low = f"{BY_STATUS}{status.value}~" if status else TIME
+        index = key_range_page(self.table, model, low, low + END, limit, continuation,
+                               lambda e: (e["RowKey"], e["RunId"]), select=["RowKey", "RunId"])
+        runs = self._fetch(model, [run_id for _, run_id in index.items])
+        items = []
+        for key, run_id in index.items:
+            run = runs.get(run_id)
+            if run is None or (status is not None and run.status is not status):
+                self._drop(model, key)  # left by an interrupted migration or a lost clean-up
+                continue
+            items.append(run)
+        return Page(items, index.continuation)
 
     def list(self, model: str, *, limit: int = 50, status: Status | None = None) -> list[Run]:
-        """Newest first."""
-        query, params = "PartitionKey eq @model", {"model": model}
-        if status:
-            query += " and Status eq @status"
-            params["status"] = status.value
-        runs = [Run.from_entity(e) for e in self.table.query_entities(query, parameters=params)]
-        runs.sort(key=lambda r: r.created_at, reverse=True)
-        return runs[:limit]
+        """Newest first (the first page)."""
+        return self.page(model, limit=limit, status=status).items
+
+    def _fetch(self, model: str, run_ids: list[str]) -> dict[str, Run]:
+        found: dict[str, Run] = {}
+        for start in range(0, len(run_ids), 14):  # a filter allows 15 comparisons
+            chunk = run_ids[start:start + 14]
+            params = {"pk": model, **{f"r{i}": run_id for i, run_id in enumerate(chunk)}}
+            query = "PartitionKey eq @pk and ( " + " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk))) + " )"
+            for entity in self.table.query_entities(query, parameters=params):
+                run = Run.from_entity(entity)
+                found[run.run_id] = run
+        return found
+
+    def _drop(self, model: str, key: str) -> None:
+        try:
+            self.table.delete_entity(model, key)
+        except ResourceNotFoundError:
+            pass
+
+    def open_entries(self) -> Iterator[tuple[str, str, datetime | None]]:
+        """(model, run id, when the entry was written) of every run not ended, from the open-run index."""
+        for entity in self.table.query_entities("PartitionKey eq @pk", parameters={"pk": OPEN},
+                                                select=["Model", "RunId"]):
+            yield entity["Model"], entity["RunId"], entity.metadata.get("timestamp")
 
     def unfinished(self) -> Iterator[Run]:
-        """Every non-terminal run of every model (the sweeper's worklist)."""
-        open_states = [s for s in Status if not s.terminal]
-        query = " or ".join(f"Status eq @s{i}" for i in range(len(open_states)))
-        params = {f"s{i}": s.value for i, s in enumerate(open_states)}
-        for entity in self.table.query_entities(query, parameters=params):
-            yield Run.from_entity(entity)
+        """Every non-terminal run of every model (the sweeper's worklist), one read per open run."""
+        for model, run_id, _ in self.open_entries():
+            run = self.find(model, run_id)
+            if run is not None and not run.terminal:
+                yield run
+
+    def forget_open(self, model: str, run_id: str) -> None:
+        """The sweeper found the run ended (or gone): its open-run index row is a leftover."""
+        self._close(model, run_id)
+
+    def ended(self, model: str, *, limit: int = 50, continuation: str | None = None) -> Page:
+        """Run-ended records, newest first, in O(page)."""
+        return key_range_page(self.table, model, ENDED, ENDED + END, limit, continuation, RunEnded.from_entity)

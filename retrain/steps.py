@@ -18,7 +18,7 @@ from . import chain, pinning
 from .bes import BatchJobRequest, JobState
 from .context import Context
 from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError, RetrainError,
-                     SettingsError, TransientServiceError, UnknownModel)
+                     SettingsError, TransientServiceError, UnknownModel, UnusableModel)
 from .evaluation import parse_evaluation
 from .job_failures import MAX_ATTEMPTS, read_failure
 from .locations import BlobLocation
@@ -87,6 +87,8 @@ def _run_step(ctx: Context, message: StepMessage, expected: Status,
     except ConcurrentUpdate:
         log.info("%s: run %s changed under this step; another delivery is handling it", message.step.value,
                  run.run_id)
+    except UnusableModel as e:  # left as it is: a PUT of the definition lets the sweeper re-drive it
+        log.warning("%s: run %s waits: %s", message.step.value, run.run_id, e)
     except TransientServiceError as e:
         _retry_later(ctx, run, message, e)
     except (PermanentServiceError, SettingsError, UnknownModel) as e:
@@ -252,7 +254,7 @@ def _evaluate(ctx: Context, run: Run, model: ModelState, message: StepMessage) -
         expires = ctx.clock() + timedelta(hours=approval.expires_after_hours)
         waiting = ctx.runs.save(run.moved(
             Status.AWAITING_APPROVAL, f"{decision.summary} Waiting for approval until {iso(expires)}.",
-            metrics=evaluation.challenger, decision=record, approval_expires_at=iso(expires),
+            at=ctx.clock(), metrics=evaluation.challenger, decision=record, approval_expires_at=iso(expires),
             deadline=iso(expires), next_action_at=""))
         chain.release(ctx, waiting.model, waiting.run_id)
         _supersede_waiting(ctx, waiting)
@@ -272,9 +274,9 @@ def _supersede_waiting(ctx: Context, newer: Run) -> None:
     for older in ctx.runs.list(newer.model, limit=1000, status=Status.AWAITING_APPROVAL):
         if older.run_id != newer.run_id and older.created_at <= newer.created_at:
             try:
-                ctx.runs.save(older.moved(Status.SUPERSEDED, f"a newer run ({newer.run_id}) passed the gate "
-                                                             "while this one waited for approval",
-                                          next_action_at=""))
+                chain.finish(ctx, older, Status.SUPERSEDED, f"a newer run ({newer.run_id}) passed the gate "
+                                                            "while this one waited for approval",
+                             release_model=False)
             except ConcurrentUpdate:
                 pass
 

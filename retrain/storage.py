@@ -1,14 +1,12 @@
-"""One storage connection setting, resolved the way the Functions host resolves it, for blobs, queues and tables."""
+"""SDK clients for one storage connection (resolved by `retrain.connections`), and SAS for single blobs."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from typing import Callable
 from urllib.parse import quote
 
-from azure.core.credentials import TokenCredential
 from azure.core.pipeline.transport import HttpTransport
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, UserDelegationKey,
@@ -16,88 +14,8 @@ from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, UserDeleg
 from azure.storage.queue import (QueueClient, QueueServiceClient, TextBase64DecodePolicy,
                                  TextBase64EncodePolicy)
 
-from .errors import SettingsError
+from .connections import DEVELOPMENT_STORAGE, Connection, parse_connection_string  # noqa: F401 (re-exported)
 from .locations import BlobLocation
-
-# Azurite's documented development account; `UseDevelopmentStorage=true` stands for it.
-_DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-DEVELOPMENT_STORAGE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + _DEV_KEY + ";"
-    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
-    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
-
-
-def parse_connection_string(value: str) -> dict[str, str]:
-    """`Key=Value;...` into a dict (values may contain `=`, as account keys do)."""
-    parts = {}
-    for item in value.split(";"):
-        if item.strip():
-            key, sep, val = item.partition("=")
-            if not sep:
-                raise SettingsError("storage connection string is malformed (expected Key=Value pairs)")
-            parts[key.strip()] = val.strip()
-    return parts
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Either a connection string or identity-based service URIs (`<NAME>__blobServiceUri`, ...)."""
-
-    name: str
-    connection_string: str | None = None
-    blob_uri: str | None = None
-    queue_uri: str | None = None
-    table_uri: str | None = None
-    credential_kind: str | None = None  # "managedidentity" or None (DefaultAzureCredential)
-    client_id: str | None = None
-
-    @classmethod
-    def from_env(cls, name: str, env: Mapping[str, str]) -> "Connection":
-        value = env.get(name, "").strip()
-        if value:  # an exact setting wins over the identity prefix, as in the host
-            if value.lower().replace(" ", "") == "usedevelopmentstorage=true":
-                value = DEVELOPMENT_STORAGE
-            parts = parse_connection_string(value)
-            if "AccountName" not in parts or "AccountKey" not in parts:
-                if "SharedAccessSignature" not in parts:
-                    raise SettingsError(f"{name}: connection string needs AccountName and AccountKey")
-            return cls(name, connection_string=value)
-        prefix = name + "__"
-        account = env.get(prefix + "accountName", "").strip()
-
-        def uri(kind: str, service: str) -> str | None:
-            explicit = env.get(f"{prefix}{kind}ServiceUri", "").strip()
-            if kind == "blob":
-                explicit = explicit or env.get(prefix + "serviceUri", "").strip()
-            return explicit or (f"https://{account}.{service}.core.windows.net" if account else None)
-
-        blob, queue, table = uri("blob", "blob"), uri("queue", "queue"), uri("table", "table")
-        if not (blob and queue and table):
-            raise SettingsError(
-                f"Storage connection {name!r} is not configured: set {name} to a connection string "
-                f"(UseDevelopmentStorage=true for Azurite), or set {prefix}accountName, or all of "
-                f"{prefix}blobServiceUri, {prefix}queueServiceUri and {prefix}tableServiceUri for managed identity")
-        return cls(name, blob_uri=blob, queue_uri=queue, table_uri=table,
-                   credential_kind=(env.get(prefix + "credential", "").strip().lower() or None),
-                   client_id=env.get(prefix + "clientId", "").strip() or None)
-
-    @property
-    def account_key(self) -> tuple[str, str] | None:
-        if not self.connection_string:
-            return None
-        parts = parse_connection_string(self.connection_string)
-        if "AccountKey" in parts:
-            return parts["AccountName"], parts["AccountKey"]
-        return None
-
-    def credential(self) -> TokenCredential:
-        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-        if self.credential_kind == "managedidentity":
-            return ManagedIdentityCredential(client_id=self.client_id)
-        return DefaultAzureCredential(managed_identity_client_id=self.client_id)
 
 
 class Storage:

@@ -1,4 +1,9 @@
-"""The safety net: re-drive runs whose next step is overdue, end runs past their deadline, free stuck models."""
+"""The safety net: re-drive runs whose next step is overdue, end runs past their deadline, free stuck models.
+
+It reads only the open-run index and the runs it lists (one query plus one read per open run),
+never the history: a run whose ending was written but whose model was not freed (a crash in
+between) is still listed, so its model is freed here.
+"""
 
 from __future__ import annotations
 
@@ -32,21 +37,33 @@ class SweepReport:
 def sweep(ctx: Context) -> SweepReport:
     report = SweepReport()
     now = ctx.clock()
-    for run in ctx.runs.unfinished():
+    for model, run_id, written in ctx.runs.open_entries():
         try:
+            run = ctx.runs.find(model, run_id)
+            if run is None or run.terminal:
+                # Written just now, it may belong to a run being created or revived: left for the next sweep.
+                if written is None or now - written >= ctx.settings.sweep_grace:
+                    if run is not None:  # ended, maybe without freeing its model
+                        _release(ctx, run, report)
+                    ctx.runs.forget_open(model, run_id)
+                continue
             _sweep_run(ctx, run, now, report)
         except ConcurrentUpdate:
             pass  # someone is working on it right now
         except RetrainError as e:
-            log.warning("sweeper: run %s of %r: %s", run.run_id, run.model, e)
-    for model in ctx.models.list():
-        if model.active_run and chain.is_finished(ctx, model.name, model.active_run):
-            chain.release(ctx, model.name, model.active_run)
-            report.released.append(model.active_run)
+            log.warning("sweeper: run %s of %r: %s", run_id, model, e)
     report.reconciled = reconcile(ctx)
     if any((report.redriven, report.expired, report.admitted, report.released, report.reconciled)):
         log.info("sweeper: %s", report)
     return report
+
+
+def _release(ctx: Context, run: Run, report: SweepReport) -> None:
+    """Free the model if this run still holds its active slot (an ending, or an approval wait, cut short)."""
+    state = ctx.models.get(run.model)
+    if run.run_id in (state.active_run, state.pending_run):
+        chain.release(ctx, run.model, run.run_id)
+        report.released.append(run.run_id)
 
 
 def _sweep_run(ctx: Context, run: Run, now, report: SweepReport) -> None:
@@ -56,6 +73,12 @@ def _sweep_run(ctx: Context, run: Run, now, report: SweepReport) -> None:
     if now > parse_iso(run.deadline) and (run.status is not Status.PROMOTING or overdue):
         chain.time_out(ctx, run)
         report.expired.append(run.run_id)
+        return
+    if run.status is Status.AWAITING_APPROVAL:
+        state = ctx.models.get(run.model)
+        if state.active_run == run.run_id:  # the gate passed but the slot was not handed on
+            chain.release(ctx, run.model, run.run_id)
+            report.released.append(run.run_id)
         return
     if run.status is Status.PENDING:
         model = ctx.models.get(run.model)

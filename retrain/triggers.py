@@ -12,7 +12,7 @@ from . import chain, etags
 from .chain import StartResult
 from .context import Context
 from .errors import DataNotFound, InvalidDataRef, NoTrainingData
-from .models import ModelState
+from .models import BrokenModel, ModelState
 from .runs import DataRef, Run, Status, Trigger, iso, run_id_for
 from .skipped import Skipped
 
@@ -70,6 +70,9 @@ def on_blob(ctx: Context, event: BlobEvent) -> StartResult | None:
     owner = ctx.models.owner_of(event.name)
     if owner is None:
         return _skip(ctx, event, "matches no registered model's data_prefix")
+    if isinstance(owner, BrokenModel):
+        return _skip(ctx, event, f"its model {owner.name!r} is stored with a definition that no longer validates "
+                                 f"({'; '.join(owner.problems)[:500]}); PUT the model's definition again")
     problem = unusable(event.name, event.size)
     if problem:
         return record_skip(ctx, owner.name, event.data_ref(), Trigger.BLOB, problem)
@@ -96,9 +99,9 @@ def unusable(name: str, size: int) -> str | None:
 def record_skip(ctx: Context, model: str, data: DataRef, trigger: Trigger, reason: str) -> StartResult:
     """A skipped blob still gets a (failed) run, so the user sees it in the model's history; once per ETag."""
     now = ctx.clock()
-    run = Run(model=model, run_id=run_id_for(model, data), trigger=trigger, data=data, status=Status.FAILED,
-              reason=reason, created_at=iso(now), deadline=iso(now), step_times={Status.FAILED.value: iso(now)})
-    run, created = ctx.runs.create(run)
+    run = Run(model=model, run_id=run_id_for(model, data), trigger=trigger, data=data, status=Status.PENDING,
+              reason="", created_at=iso(now), deadline=iso(now))
+    run, created = chain.finish_new(ctx, run, Status.FAILED, reason)
     log.warning("model=%s blob=%s %s", model, data.path, reason)
     return StartResult(run, created)
 

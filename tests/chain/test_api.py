@@ -145,4 +145,4 @@ def test_cancel_then_cancel_again_is_a_conflict(world):
 
 def test_promotions_history_is_empty_before_any_promotion(world):
     call(world, api.model, "PUT", definition(world))
-    assert call(world, api.promotions).body == {"model": "census", "promotions": []}
+    assert call(world, api.promotions).body == {"model": "census", "promotions": [], "continuation": None, "next": None}

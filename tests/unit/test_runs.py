@@ -4,6 +4,7 @@ from retrain.queues import BadMessage, Step, StepMessage
 from retrain.runs import DataRef, Run, Status, Trigger, run_id_for
 
 import pytest
+from datetime import datetime, timezone
 
 DATA = DataRef("training-data", "census/2024-06.csv", '"0x8DC1"', 1234)
 
@@ -49,10 +50,10 @@ def test_terminal_states():
 def test_moving_records_when_each_status_was_entered_once():
     run = Run("m", "r1", Trigger.BLOB, DATA, Status.PENDING, "waiting", "2026-01-01T00:00:00+00:00",
               "2026-01-01T02:00:00+00:00", transient_failures=3)
-    queued = run.moved(Status.QUEUED, "submitting")
+    queued = run.moved(Status.QUEUED, "submitting", at=datetime(2026, 1, 1, 0, 1, tzinfo=timezone.utc))
     assert queued.status is Status.QUEUED and "queued" in queued.step_times
     assert queued.transient_failures == 0
-    assert queued.moved(Status.QUEUED, "again").step_times == queued.step_times
+    assert queued.moved(Status.QUEUED, "again", at=datetime(2026, 1, 1, 0, 2, tzinfo=timezone.utc)).step_times == queued.step_times
 
 
 def test_step_messages_round_trip():

@@ -55,3 +55,32 @@ def test_a_connection_string_wins_over_the_identity_prefix():
 def test_a_missing_connection_says_how_to_configure_it():
     with pytest.raises(SettingsError, match="RETRAIN_STORAGE__blobServiceUri"):
         Connection.from_env("RETRAIN_STORAGE", {})
+
+
+def test_the_app_accepts_the_azurewebjobs_prefixed_setting_like_the_host():
+    c = Connection.from_env("Storage", {"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert c.name == "AzureWebJobsStorage" and c.connection_string == DEVELOPMENT_STORAGE
+
+
+def test_the_app_accepts_the_colon_spelling_of_identity_settings():
+    c = Connection.from_env("RETRAIN_STORAGE", {"RETRAIN_STORAGE:accountName": "acct"})
+    assert c.table_uri == "https://acct.table.core.windows.net"
+
+
+def test_the_exact_name_wins_over_the_azurewebjobs_prefixed_one():
+    env = {"Storage": DEVELOPMENT_STORAGE, "AzureWebJobsStorage": "AccountName=x;AccountKey=y"}
+    assert Connection.from_env("Storage", env).name == "Storage"
+
+
+@pytest.mark.parametrize("env", [
+    {"S": "UseDevelopmentStorage=true"}, {"AzureWebJobsS": "UseDevelopmentStorage=true"},
+    {"S__accountName": "acct"}, {"S:blobServiceUri": "https://a.blob.core.windows.net",
+                                 "S:queueServiceUri": "https://a.queue.core.windows.net"},
+])
+def test_devhost_and_the_app_resolve_a_connection_alike(env):
+    from devhost.connections import StorageConnection
+    from retrain.connections import resolve
+    host = StorageConnection.resolve("S", env)
+    app = resolve("S", env)
+    assert (host.name, host.connection_string, host.blob_uri, host.queue_uri) == (
+        app.name, app.connection_string, app.blob_uri, app.queue_uri)
