@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 from datetime import datetime, timedelta, timezone
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import (BlobClient, BlobSasPermissions, BlobServiceClient, ContentSettings,
@@ -21,14 +21,14 @@ class BlobRef:
     """One blob: `BaseLocation + RelativeLocation`, reached with a connection string or a SAS token."""
 
     base_location: str  # "http://127.0.0.1:10000/devstoreaccount1/" (ends with "/")
-    relative_location: str  # "container/path/blob.csv" (no leading "/")
+    relative_location: str  # "container/path/blob.csv" (no leading "/"), decoded: the blob's own name
     connection_string: str | None = None
     sas_token: str = ""  # "?sv=..." or ""
 
     @property
     def uri(self) -> str:
-        """The address without credentials: safe to store and show."""
-        return self.base_location + self.relative_location
+        """The address without credentials (URL-encoded): safe to store and show."""
+        return self.base_location + quote(self.relative_location, safe="/")
 
     @property
     def url(self) -> str:
@@ -75,7 +75,8 @@ class BlobRef:
         token = sas_token or ""
         if token and not token.startswith("?"):
             token = "?" + token
-        return cls(base, _clean(relative_location), sas_token=token)
+        # Base + Relative + SAS is a URL, so the relative part arrives URL-encoded ("a%20b.csv").
+        return cls(base, unquote(_clean(relative_location)), sas_token=token)
 
     @classmethod
     def from_url(cls, url: str) -> "BlobRef":
@@ -155,7 +156,7 @@ class BlobRef:
 
     def to_result(self, minutes: int) -> dict:
         """The read-only reference BES returns in a finished job's `Results`."""
-        return {"ConnectionString": None, "RelativeLocation": self.relative_location,
+        return {"ConnectionString": None, "RelativeLocation": quote(self.relative_location, safe="/"),
                 "BaseLocation": self.base_location, "SasBlobToken": self.read_sas(minutes)}
 
 

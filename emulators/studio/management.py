@@ -8,6 +8,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -247,7 +248,7 @@ def patch_endpoint(ws: str, svc: str, ep: str, found: tuple = Depends(_endpoint_
                               f"its trained model resource is '{service.trained_model}'.")
         ref = parse_reference(resource.get("Location"), f"resource '{service.trained_model}'")
         updates.append((ctx.models.fetch(ref), {"BaseLocation": ref.base_location,
-                                                "RelativeLocation": ref.relative_location}))
+                                                "RelativeLocation": quote(ref.relative_location, safe="/")}))
     model_id, location = updates[-1]
     ctx.store.update(KIND, endpoint.key, lambda d: {**d, "model_id": model_id, "location": location,
                                                     "version": d["version"] + 1})

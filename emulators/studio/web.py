@@ -28,14 +28,27 @@ def require_key(request: Request, *accepted: str | None, detail_code: str = "Sco
     raise Unauthorized(detail_code, "Invalid credentials provided.")
 
 
+MAX_NUMBER_CHARS = 64
+
+
+def _bounded_number(parse):
+    """A JSON number parser that refuses tokens no real body carries (a 400-digit integer, say)."""
+    def checked(token: str):
+        if len(token) > MAX_NUMBER_CHARS:
+            raise BadArgument("RequestBodyInvalid", f"The request body has a number of {len(token)} characters; "
+                                                    f"at most {MAX_NUMBER_CHARS} are accepted.")
+        return parse(token)
+    return checked
+
+
 async def json_body(request: Request) -> Any:
-    """The parsed JSON body (dependency); malformed JSON is BadArgument/RequestBodyInvalid."""
+    """The parsed JSON body (dependency); malformed, too deep or absurd JSON is BadArgument/RequestBodyInvalid."""
     raw = await request.body()
     if not raw.strip():
         raise BadArgument("RequestBodyInvalid", "The request body is empty; a JSON object is required.")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return json.loads(raw, parse_int=_bounded_number(int), parse_float=_bounded_number(float))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise BadArgument("RequestBodyInvalid", f"The request body is not valid JSON: {e}.") from None
 
 
