@@ -37,6 +37,7 @@ from azure.storage.blob import BlobServiceClient  # noqa: E402
 
 from devhost.world import LOOPBACK, Azurite, Emulator, free_port  # noqa: E402
 from retrain.etags import canonical  # noqa: E402
+from retrain.promotions import TIME as PROMOTION_INDEX  # noqa: E402
 from retrain.runs import TERMINAL, Status, run_id_for, DataRef  # noqa: E402
 from tests import datasets  # noqa: E402
 
@@ -211,7 +212,7 @@ def load(world: World, rng: random.Random, seconds: float, figures: Figures, *, 
 
 
 def invariants(world: World, figures: Figures) -> dict[str, int]:
-    runs = list(world.tables.get_table_client(f"{PREFIX}runs").list_entities())
+    runs = _run_rows(world)
     models = {e["RowKey"]: e for e in world.tables.get_table_client(f"{PREFIX}models").list_entities()}
     promotions = list(world.tables.get_table_client(f"{PREFIX}promotions").list_entities())
     open_runs = [r for r in runs if Status(r["Status"]) not in TERMINAL]
@@ -224,7 +225,8 @@ def invariants(world: World, figures: Figures) -> dict[str, int]:
     for model in world.models:
         endpoint = requests.get(world.endpoint_url(model), headers=auth, timeout=10).json()
         patches = int(endpoint.get("Version", 1)) - 1  # each applied PATCH adds one version
-        promoted = sum(1 for p in promotions if p["PartitionKey"] == model and p["Reason"] != "rollback")
+        promoted = sum(1 for p in promotions if p["PartitionKey"] == model and p["Reason"] != "rollback"
+                       and not p["RowKey"].startswith(PROMOTION_INDEX))  # each promotion also has an index copy
         excess += abs(patches - promoted)
         champion = json.loads(models[model].get("Champion") or "null")
         resource = (endpoint.get("Resources") or [{}])[0].get("Location") or {}
@@ -278,9 +280,15 @@ def _jobs_started(path: Path) -> int:
     return sum(1 for (body,) in rows if "queued_at" in json.loads(body).get("meta", {}))
 
 
+def _run_rows(world: World) -> list[dict]:
+    """The run rows of the runs table (not its index, run-ended or outbox rows)."""
+    return [r for r in world.tables.get_table_client(f"{PREFIX}runs").list_entities()
+            if "Status" in r and "~" not in r["PartitionKey"] + r["RowKey"]]
+
+
 def converged(world: World) -> bool:
     try:
-        runs = list(world.tables.get_table_client(f"{PREFIX}runs").list_entities())
+        runs = _run_rows(world)
     except Exception:
         return False
     if any(Status(r["Status"]) not in TERMINAL for r in runs):
