@@ -70,6 +70,25 @@ class Conflict(RetrainError):
     http_status = 409
 
 
+class InvalidSubscription(RetrainError):
+    """A subscription failed validation (URL under the host rules, event types, secret setting); `problems` lists why."""
+
+    http_status = 400
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+    def details(self) -> dict:
+        return {"problems": self.problems}
+
+
+class UnknownSubscription(RetrainError):
+    """No subscription (or delivery) is stored under that name."""
+
+    http_status = 404
+
+
 class BadRequest(RetrainError):
     """The request itself is malformed (bad JSON, bad parameter)."""
 

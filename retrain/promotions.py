@@ -64,10 +64,11 @@ class PromotionLog:
     def __init__(self, table: TableClient):
         self.table = table
 
-    def append(self, promotion: Promotion) -> bool:
-        """True if this call added the row, False if it was already recorded."""
+    def append(self, promotion: Promotion, *, outbox: list[dict] = ()) -> bool:
+        """True if this call added the row (with its outbox rows, one transaction), False if it was already recorded."""
         try:
-            transact(self.table, [("create", promotion.to_entity()), ("upsert", promotion.index_entity())])
+            transact(self.table, [("create", promotion.to_entity()), ("upsert", promotion.index_entity()),
+                                  *(("upsert", row) for row in outbox)])
             return True
         except TransactionFailed as e:
             if e.index == 0 and e.exists:
