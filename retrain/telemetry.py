@@ -71,9 +71,10 @@ def configure(env: Mapping[str, str]) -> bool:
         if ai:
             from azure.monitor.opentelemetry.exporter import (AzureMonitorLogExporter, AzureMonitorMetricExporter,
                                                               AzureMonitorTraceExporter)
-            spans.append(AzureMonitorTraceExporter(connection_string=ai))
-            readers.append(PeriodicExportingMetricReader(AzureMonitorMetricExporter(connection_string=ai)))
-            logs.append(AzureMonitorLogExporter(connection_string=ai))
+            auth = {"connection_string": ai, **_entra_auth(env)}
+            spans.append(AzureMonitorTraceExporter(**auth))
+            readers.append(PeriodicExportingMetricReader(AzureMonitorMetricExporter(**auth)))
+            logs.append(AzureMonitorLogExporter(**auth))
         if otlp:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -95,6 +96,16 @@ def configure(env: Mapping[str, str]) -> bool:
         log.addHandler(handler)
         _configured = True
         return True
+
+
+def _entra_auth(env: Mapping[str, str]) -> dict:
+    """`APPLICATIONINSIGHTS_AUTHENTICATION_STRING=ClientId=...;Authorization=AAD`: send with the app's identity."""
+    parts = dict(p.split("=", 1) for p in (env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING") or "").split(";")
+                 if "=" in p)
+    if parts.get("Authorization", "").upper() != "AAD":
+        return {}
+    from azure.identity import ManagedIdentityCredential
+    return {"credential": ManagedIdentityCredential(client_id=parts.get("ClientId") or None)}
 
 
 def carrier() -> dict[str, str]:
