@@ -70,17 +70,8 @@ class Conflict(RetrainError):
     http_status = 409
 
 
-class InvalidSubscription(RetrainError):
+class InvalidSubscription(InvalidModelDefinition):
     """A subscription failed validation (URL under the host rules, event types, secret setting); `problems` lists why."""
-
-    http_status = 400
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
-
-    def details(self) -> dict:
-        return {"problems": self.problems}
 
 
 class UnknownSubscription(RetrainError):

@@ -15,7 +15,7 @@ import logging
 import uuid
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceExistsError
 
@@ -24,7 +24,7 @@ from ..errors import BadMessage, ConcurrentUpdate, SettingsError, UnknownSubscri
 from ..runs import iso
 from . import outbox
 from .model import Event, test_event
-from .sinks import Answer, EventGridSink, WebhookSink, eventgrid_endpoint
+from .sinks import Answer, WebhookSink, eventgrid_endpoint
 from .store import Delivery, DeliveryStatus
 from .subscriptions import Subscription
 
@@ -148,7 +148,7 @@ def deliver(ctx: "Context", subscription: str, key: str, attempt: int) -> None:
             sink = WebhookSink(sub, ctx.env, ctx.session)
         answer = sink.send(delivery.event, now)
     except SettingsError as e:
-        return _settle(ctx, delivery, DeliveryStatus.DEAD_LETTERED, f"cannot be sent: {e}", attempted=False)
+        return _settle(ctx, delivery, DeliveryStatus.DEAD_LETTERED, f"cannot be sent: {e}")
     _record(ctx, delivery, sub, answer)
 
 
@@ -189,8 +189,7 @@ def _save(ctx: "Context", delivery: Delivery, outcome: str) -> bool:
     return True
 
 
-def _settle(ctx: "Context", delivery: Delivery, status: DeliveryStatus, reason: str, *,
-            attempted: bool = False) -> None:
+def _settle(ctx: "Context", delivery: Delivery, status: DeliveryStatus, reason: str) -> None:
     _save(ctx, replace(delivery, status=status, reason=reason, next_attempt_at=""), status.value)
 
 
@@ -243,7 +242,3 @@ def reconcile(ctx: "Context", *, grace: timedelta) -> int:
     if done:
         log.warning("sweeper: dispatched %d event(s) whose dispatch message was lost", done)
     return done
-
-
-def public(value: Any) -> Any:
-    return value.to_public()

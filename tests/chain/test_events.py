@@ -10,15 +10,15 @@ import base64
 import json
 import uuid
 from collections import Counter
-from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
 from retrain import api, chain, steps, sweeper
 from retrain.context import Context
+from retrain.errors import ConcurrentUpdate
 from retrain.events import sender
-from retrain.events.model import EventType
 from retrain.events.sender import MAX_ATTEMPTS, SCHEDULE
 from retrain.events.store import DeliveryStatus
 from retrain.http import RetryPolicy
@@ -27,7 +27,7 @@ from retrain.rollback import rollback
 from retrain.runs import Status
 from tests.receiver import start_receiver
 
-from .conftest import TRAIN_KEY, WS_TOKEN, ARM_TOKEN, World, corrupted_data, good_data
+from .conftest import ARM_TOKEN, TRAIN_KEY, WS_TOKEN, World, corrupted_data, good_data
 
 SECRET = "whsec_" + base64.b64encode(b"a-test-signing-secret-of-32-bytes").decode()
 PASSING = {"rules": [{"metric": "AUC", "min": 0.6, "min_improvement": None}]}
@@ -226,7 +226,7 @@ def test_an_event_whose_dispatch_message_was_lost_is_sent_by_the_sweeper_once(az
     pump.settle()
     assert receiver.at(path) == []
     later = world.ctx.clock
-    world.ctx.clock = lambda: later() + __import__("datetime").timedelta(minutes=1)
+    world.ctx.clock = lambda: later() + timedelta(minutes=1)  # past the sweeper's grace
     assert sweeper.sweep(world.ctx).events == 1
     pump.settle()
     assert sweeper.sweep(world.ctx).events == 0
@@ -242,7 +242,7 @@ def test_a_change_that_lost_its_race_announces_nothing(azurite, chain_emulator, 
     run = world.land("census/a.csv", good_data())
     stale = world.run(run.run_id)
     chain.cancel(world.ctx, "census", run.run_id, by="first")
-    with pytest.raises(Exception):
+    with pytest.raises(ConcurrentUpdate):
         chain.finish(world.ctx, stale, Status.FAILED, "a late worker")  # If-Match fails: no write, no event
     Twice(world.ctx).settle()
     assert types(receiver.at(path)) == {"retrain.run.cancelled": 1}
