@@ -1,6 +1,6 @@
 """The demo: data lands, a model is retrained, evaluated, promoted or rejected, and predictions change.
 
-`./dev demo` starts Azurite, the local ML service (studio_emulator) and the Functions app (devhost),
+`./dev demo` starts Azurite, the local ML service (emulators.studio) and the Functions app (devhost),
 registers a model through the app's HTTP API, uploads three datasets into the watched container and
 follows each run, printing the gate's decision and a prediction from the endpoint after each step,
 then rolls back once and stops everything it started.
@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from urllib.parse import urlsplit
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -92,12 +93,13 @@ def emulator_config(storage: str) -> dict:
     }
 
 
-def app_settings(storage: str) -> dict[str, str]:
-    return {"AzureWebJobsStorage": storage, "RETRAIN_STORAGE": storage, "FUNCTIONS_WORKER_RUNTIME": "python",
+def app_settings(storage: str, emulator_url: str) -> dict[str, str]:
+    """The app's settings for the demo: keys by the secret rule, the local ML service on the allow-list."""
+    return {"ALLOWED_SERVICE_HOSTS": urlsplit(emulator_url).netloc, "AzureWebJobsStorage": storage, "RETRAIN_STORAGE": storage, "FUNCTIONS_WORKER_RUNTIME": "python",
             "TRAINING_CONTAINER": "training-data", "OUTPUT_CONTAINER": "retrain-outputs",
             "RETRAIN_SCHEDULE": "0 0 2 * * *", "SWEEP_SCHEDULE": "*/30 * * * * *",
             "CHECK_INITIAL_DELAY_SECONDS": "1", "CHECK_MAX_DELAY_SECONDS": "2",
-            "CENSUS_BES_KEY": TRAIN_KEY, "CENSUS_ENDPOINT_KEY": WS_TOKEN}
+            "RETRAIN_SECRET_CENSUS_BES_KEY": TRAIN_KEY, "RETRAIN_SECRET_CENSUS_ENDPOINT_KEY": WS_TOKEN}
 
 
 class Demo:
@@ -130,9 +132,9 @@ class Demo:
         definition = {
             "description": "Census income classifier, retrained whenever new survey data lands",
             "training": {"url": f"{self.emulator.url}/workspaces/{WS}/services/{TRAIN}",
-                         "key_setting": "CENSUS_BES_KEY", "input": "input1",
+                         "key_setting": "RETRAIN_SECRET_CENSUS_BES_KEY", "input": "input1",
                          "outputs": {"model": "output1", "evaluation": "output2"}},
-            "endpoints": [{"kind": "classic", "url": self.endpoint_url, "key_setting": "CENSUS_ENDPOINT_KEY",
+            "endpoints": [{"kind": "classic", "url": self.endpoint_url, "key_setting": "RETRAIN_SECRET_CENSUS_ENDPOINT_KEY",
                            "resource_name": RESOURCE}],
             "policy": POLICY, "data_prefix": "census/", "schedule": True}
         r = requests.put(f"{self.api}/models/{MODEL}", json=definition, timeout=30)
@@ -232,20 +234,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, ignore_errors=True)
-        print("Starting the local world (Azurite, studio_emulator, devhost)...", flush=True)
+        print("Starting the local world (Azurite, emulators.studio, devhost)...", flush=True)
         azurite = Azurite.start()
         stack.callback(azurite.stop)
         config = work / "workspace.json"
         config.write_text(json.dumps(emulator_config(azurite.connection_string), indent=2))
         emulator = Emulator.start(config, work / "emulator", workers=1)
         stack.callback(emulator.stop)
-        host = DevHost("function_app", REPO, settings=app_settings(azurite.connection_string), port=0,
+        host = DevHost("function_app", REPO, settings=app_settings(azurite.connection_string, emulator.url), port=0,
                        poll_interval=0.2, max_polling_interval=0.5)
         host.start()
         stack.callback(host.stop)
         demo = Demo(emulator, host, azurite.connection_string)
         demo.say(f"  Azurite          blob {azurite.blob_port}, queue {azurite.queue_port}, table {azurite.table_port}")
-        demo.say(f"  studio_emulator  {emulator.url}  (workspace {WS!r}: BES, RRS, endpoint management)")
+        demo.say(f"  emulators.studio  {emulator.url}  (workspace {WS!r}: BES, RRS, endpoint management)")
         demo.say(f"  Functions app    {host.url}/api  ({len(host.functions)} functions via devhost)")
 
         demo.section("1. Register the model and its endpoint")

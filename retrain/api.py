@@ -6,20 +6,22 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
-
 from urllib.parse import urlencode
 
 from azure.core.exceptions import AzureError
 
-from . import chain, triggers, views
+from . import bounded_json, chain, triggers, views
 from .events import sender as events_sender
 from .events.sinks import EVENTGRID_ENDPOINT_SETTING, eventgrid_endpoint
 from .events.subscriptions import Subscription, check_name
 from .context import Context
-from .errors import BadRequest, RetrainError, StorageUnavailable
+from .errors import BadRequest, InvalidModelDefinition, RetrainError, StorageUnavailable
 from .models import ModelDefinition, check_model_name
+from .outbound import OutboundRules
+from .principal import ADMIN, APPROVER, Actor, caller, require
 from .rollback import rollback as roll_back
 from .runs import Status
+from .secrets import SecretRule
 from .tables import Page, storage_failure
 
 log = logging.getLogger("retrain")
@@ -32,18 +34,21 @@ class ApiRequest:
     route: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)  # as the host passes them (Easy Auth's included)
+
+    def actor(self, ctx: Context, note: Any = "") -> Actor:
+        """Who is calling (App Service Authentication's principal, or the function key)."""
+        return caller(self.headers, ctx.env, note if isinstance(note, str) else "")
 
     def json(self, *, required: bool = True) -> Any:
         if not self.body.strip():
             if required:
                 raise BadRequest("a JSON body is required")
             return None
-        if len(self.body) > MAX_BODY:
-            raise BadRequest(f"the body is larger than {MAX_BODY // 1024} KiB")
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BadRequest(f"the body is not valid JSON: {e}") from None
+            return bounded_json.loads(self.body, max_bytes=MAX_BODY)
+        except bounded_json.JsonRejected as e:
+            raise BadRequest(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,15 @@ def model(ctx: Context, request: ApiRequest) -> ApiResponse:
     name = _model(request)
     if request.method == "GET":
         return ApiResponse(200, views.model_view(ctx.models.read(name)))
+    actor = request.actor(ctx)
+    require(actor, ADMIN, "registering or redefining a model", ctx.env)
     definition = ModelDefinition.from_json(name, request.json())
+    refused = (OutboundRules.from_env(ctx.env).problems(definition.destinations())
+               + SecretRule.from_env(ctx.env).problems(definition.key_settings()))
+    if refused:
+        raise InvalidModelDefinition(refused)
     state, created = ctx.models.put(definition)
+    ctx.audit.record(name, "create" if created else "redefine", actor, ctx.clock())
     missing = [s for s in _settings_named(definition) if not (ctx.env.get(s) or "").strip()]
     body = state.to_public()
     if missing:
@@ -184,12 +196,16 @@ def run_action(ctx: Context, request: ApiRequest) -> ApiResponse:
     """POST .../runs/{run}/{action}: cancel, approve, reject, or retry a promotion's failed endpoints."""
     name, run_id, action = _model(request), _run_id(request), request.route.get("action", "")
     body = request.json(required=False) or {}
-    by = str(body.get("by") or "api")[:100] if isinstance(body, dict) else "api"
+    actor = request.actor(ctx, body.get("by") if isinstance(body, dict) else "")
     actions = {"cancel": chain.cancel, "approve": chain.approve, "reject": chain.reject,
                "retry": chain.retry_promotion}
     if action not in actions:
         raise BadRequest(f"unknown action {action!r}; use one of {', '.join(sorted(actions))}")
-    return ApiResponse(200, actions[action](ctx, name, run_id, by=by).to_public())
+    if action in ("approve", "reject"):
+        require(actor, APPROVER, f"{action.rstrip('e')}ing a run", ctx.env)
+    run = actions[action](ctx, name, run_id, by=actor.label)
+    ctx.audit.record(name, action, actor, ctx.clock(), target=run_id)
+    return ApiResponse(200, run.to_public())
 
 
 def _run_id(request: ApiRequest) -> str:
@@ -218,9 +234,20 @@ def rollback(ctx: Context, request: ApiRequest) -> ApiResponse:
     to_run = body.get("to_run")
     if to_run is not None and (not isinstance(to_run, str) or not to_run.isalnum()):
         raise BadRequest("to_run must be a run id")
-    result = roll_back(ctx, name, to_run=to_run, by=str(body.get("by") or "api")[:100],
-                       note=str(body.get("note") or "")[:1000])
+    actor = request.actor(ctx, body.get("by"))
+    require(actor, APPROVER, "rolling back", ctx.env)
+    result = roll_back(ctx, name, to_run=to_run, by=actor.label, note=str(body.get("note") or "")[:1000],
+                       actor=actor.to_record())
+    ctx.audit.record(name, "rollback", actor, ctx.clock(), target=result.promotion.key)
     return ApiResponse(200, {"model": name, "promotion": result.promotion.to_public()})
+
+
+def audit(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """GET /api/models/{model}/audit: who approved, rejected, cancelled, retried, rolled back or redefined it."""
+    name = _model(request)
+    ctx.models.get(name)
+    limit = _int(request, "limit", 100, 1, 1000)
+    return ApiResponse(200, {"model": name, "audit": [e.to_public() for e in ctx.audit.recent(name, limit)]})
 
 
 def skipped(ctx: Context, request: ApiRequest) -> ApiResponse:
@@ -247,6 +274,7 @@ def subscription(ctx: Context, request: ApiRequest) -> ApiResponse:
     name = check_name(request.route.get("name", ""))
     if request.method == "GET":
         return ApiResponse(200, ctx.events.subscription(name).to_public())
+    require(request.actor(ctx), ADMIN, "changing where events are sent", ctx.env)
     if request.method == "DELETE":
         ctx.events.delete_subscription(name)
         return ApiResponse(200, {"name": name, "deleted": True})
@@ -266,6 +294,7 @@ def _deliveries_of(request: ApiRequest) -> str:
 def test_subscription(ctx: Context, request: ApiRequest) -> ApiResponse:
     """POST /api/subscriptions/{name}/test: send a `retrain.test` event now; 202 with its delivery."""
     name = check_name(request.route.get("name", ""))
+    require(request.actor(ctx), ADMIN, "sending a test event", ctx.env)
     delivery = events_sender.send_test(ctx, name)
     return ApiResponse(202, delivery.to_public(),
                        {"Location": f"/api/subscriptions/{name}/deliveries"})
@@ -289,5 +318,6 @@ def redeliver(ctx: Context, request: ApiRequest) -> ApiResponse:
     if not key or len(key) > 200 or not all(c.isalnum() or c in "~_" for c in key):
         raise BadRequest(f"delivery id {key[:100]!r} is not a delivery id")
     body = request.json(required=False) or {}
-    by = str(body.get("by") or "api")[:100] if isinstance(body, dict) else "api"
-    return ApiResponse(202, events_sender.redeliver(ctx, name, key, by=by).to_public())
+    actor = request.actor(ctx, body.get("by") if isinstance(body, dict) else "")
+    require(actor, ADMIN, "redelivering an event", ctx.env)
+    return ApiResponse(202, events_sender.redeliver(ctx, name, key, by=actor.label).to_public())

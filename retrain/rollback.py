@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 
+from . import model_lock
 from .context import Context
 from .events import outbox
 from .events.model import rollback_event
@@ -26,8 +27,17 @@ class RollbackResult:
 
 
 def rollback(ctx: Context, model: str, *, to_run: str | None = None, by: str = "api",
-             note: str = "") -> RollbackResult:
-    """To the model that served before the current champion, or to a named run that was once promoted."""
+             note: str = "", actor: dict | None = None) -> RollbackResult:
+    """To the model that served before the current champion, or to a named run that was once promoted.
+
+    One at a time per model: a concurrent call answers 409 instead of writing endpoints and history twice.
+    """
+    with model_lock.holding(ctx, model, "rollback"):
+        return _rollback(ctx, model, to_run=to_run, by=by, note=note, actor=actor)
+
+
+def _rollback(ctx: Context, model: str, *, to_run: str | None, by: str, note: str,
+              actor: dict | None) -> RollbackResult:
     state = ctx.models.get(model)
     promoting = ctx.runs.list(model, limit=1000, status=Status.PROMOTING)
     if promoting:
@@ -56,7 +66,7 @@ def rollback(ctx: Context, model: str, *, to_run: str | None = None, by: str = "
     promotion = Promotion(model=model, key=f"rollback-{now[:19].replace(':', '')}-{uuid.uuid4().hex[:6]}",
                           from_run=state.champion.run_id, to_run=target.to_run, location=target.location,
                           reason=Reason.ROLLBACK, at=now, by=by, note=note or f"rolled back by {by}",
-                          endpoints=outcomes)
+                          endpoints=outcomes, actor=actor or {})
     event = rollback_event(model, promotion.key, promotion.from_run, promotion.to_run, now, by, promotion.note)
     ctx.promotions.append(promotion, outbox=[outbox.row(model, event)])
     champion = ChampionRecord(target.to_run, target.location, dict(run.metrics) if run else {}, now)

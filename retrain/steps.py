@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from . import chain, telemetry
+from . import chain, pinning, telemetry
 from .bes import BatchJobRequest, JobState
 from .context import Context
-from .errors import (ConcurrentUpdate, JobNotFound, PermanentServiceError, RetrainError, SettingsError,
-                     TransientServiceError, UnknownModel)
+from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError, RetrainError,
+                     SettingsError, TransientServiceError, UnknownModel, UnusableModel)
 from .evaluation import parse_evaluation
 from .events import outbox
+from .job_failures import MAX_ATTEMPTS, read_failure
 from .locations import BlobLocation
 from .models import ChampionRecord, ModelState
 from .policy import decide
@@ -30,7 +31,7 @@ from .runs import Run, Status, iso, parse_iso
 
 log = logging.getLogger("retrain")
 
-MAX_ATTEMPTS = 3  # BES submissions per run when the service loses a job
+MIN_SAS = timedelta(minutes=5)  # an endpoint needs a little time to read the model it is handed
 
 
 def handle(ctx: Context, step: Step, body: str | bytes) -> None:
@@ -95,6 +96,8 @@ def _step_body(ctx: Context, run: Run, message: StepMessage, expected: Status,
     except ConcurrentUpdate:
         log.info("%s: run %s changed under this step; another delivery is handling it", message.step.value,
                  run.run_id)
+    except UnusableModel as e:  # left as it is: a PUT of the definition lets the sweeper re-drive it
+        log.warning("%s: run %s waits: %s", message.step.value, run.run_id, e)
     except TransientServiceError as e:
         _retry_later(ctx, run, message, e)
     except (PermanentServiceError, SettingsError, UnknownModel) as e:
@@ -137,7 +140,8 @@ def _fail(ctx: Context, run: Run, reason: str, **changes) -> None:
 def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
     bes = ctx.bes(model.definition)
     if not run.job_id:
-        if not _data_unchanged(ctx, run):
+        run = _pinned(ctx, run)
+        if run is None:
             return
         request, outputs, baseline = _job_request(ctx, run, model)
         job_id = bes.submit(request)
@@ -153,29 +157,26 @@ def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> 
                 job_started=True, polls=0)
 
 
-def _data_unchanged(ctx: Context, run: Run) -> bool:
-    """The blob must still be the version the run was made for (an overwrite has its own run)."""
-    blob = ctx.storage.blobs.get_blob_client(run.data.container, run.data.name)
+def _pinned(ctx: Context, run: Run) -> Run | None:
+    """The run with its blob version pinned, or None when that version is gone (the run is ended, saying why)."""
     try:
-        props = blob.get_blob_properties()
-    except ResourceNotFoundError:
-        chain.finish(ctx, run, Status.FAILED, f"the training blob {run.data.path} was deleted before training")
-        return False
-    if props.etag != run.data.etag:
-        chain.finish(ctx, run, Status.SUPERSEDED,
-                     f"the training blob {run.data.path} was overwritten; the new version has its own run")
-        return False
-    return True
+        return pinning.pin(ctx, run)
+    except pinning.DataOverwritten as e:
+        chain.finish(ctx, run, Status.SUPERSEDED, str(e))
+    except DataNotFound as e:
+        chain.finish(ctx, run, Status.FAILED, str(e))
+    return None
 
 
 def _job_request(ctx: Context, run: Run, model: ModelState) -> tuple[BatchJobRequest, dict, str]:
-    """Input by read-only SAS expiring with the run; outputs to run-and-attempt-specific blobs."""
-    expiry = parse_iso(run.deadline) + timedelta(minutes=10)
+    """Least privilege: read SAS for the input and the champion, create/write SAS for this attempt's two
+    output blobs only, every one expiring at the run's deadline (docs/security.md)."""
+    expiry = parse_iso(run.deadline)
     service = model.definition.training
     storage, out = ctx.storage, ctx.settings.output_container
     prefix = f"{run.model}/{run.run_id}/{run.attempt}"
     model_blob, evaluation_blob = f"{prefix}/model.ilearner", f"{prefix}/evaluation.csv"
-    data = storage.located(run.data.container, run.data.name, expiry=expiry)
+    data = storage.located(run.data.container, run.data.name, expiry=expiry, snapshot=run.data.snapshot)
     outputs = {service.model_output: storage.located(out, model_blob, expiry=expiry, write=True),
                service.evaluation_output: storage.located(out, evaluation_blob, expiry=expiry, write=True)}
     params = dict(service.global_parameters)
@@ -204,16 +205,22 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
     except JobNotFound:
         if run.attempt >= MAX_ATTEMPTS:
             raise
-        chain.enter(ctx, run, Status.QUEUED, f"the service lost job {run.job_id}; resubmitting",
-                    attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
+        _resubmit(ctx, run, f"the service lost job {run.job_id}")
         return
     if status.state in (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED):
         _job_ended(ctx, run, status.state.value.lower())
     if status.state is JobState.FINISHED:
         chain.enter(ctx, run, Status.EVALUATING, f"training job {run.job_id} finished; evaluating")
     elif status.state is JobState.FAILED:
-        chain.finish(ctx, run, Status.FAILED, f"the training job failed: {_first_line(status.details)}",
-                     error=status.details or "")
+        failure = read_failure(status.details)
+        if failure.retryable and run.attempt < MAX_ATTEMPTS:
+            _resubmit(ctx, run, f"training job {run.job_id} failed without a data error ({failure.text})")
+            return
+        reason = f"the training job failed: {failure.text}"
+        if failure.retryable:
+            reason = (f"the training job failed {run.attempt} times without a data error; "
+                      f"the last time: {failure.text}")
+        chain.finish(ctx, run, Status.FAILED, reason, error=status.details or "")
     elif status.state is JobState.CANCELLED:
         chain.finish(ctx, run, Status.CANCELLED, f"training job {run.job_id} was cancelled in the ML service")
     else:
@@ -232,9 +239,11 @@ def _job_ended(ctx: Context, run: Run, outcome: str) -> None:
         telemetry.job_ended(run.model, (ctx.clock() - started).total_seconds(), outcome)
 
 
-def _first_line(text: str | None) -> str:
-    text = (text or "no details given").strip()
-    return text.splitlines()[0][:300] if text else "no details given"
+def _resubmit(ctx: Context, run: Run, why: str) -> None:
+    """An interrupted or lost job: submit again to fresh outputs, after a back-off that grows per attempt."""
+    delay = min(ctx.settings.check_max_delay, max(1.0, ctx.settings.check_initial_delay) * 2 ** (run.attempt - 1))
+    chain.enter(ctx, run, Status.QUEUED, f"{why}; resubmitting (attempt {run.attempt + 1} of {MAX_ATTEMPTS})",
+                delay=delay, attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
 
 
 # --- evaluate ------------------------------------------------------------------------------
@@ -275,6 +284,12 @@ def _evaluate(ctx: Context, run: Run, model: ModelState, message: StepMessage) -
                 metrics=evaluation.challenger, decision=record)
 
 
+def model_sas_expiry(ctx: Context, run: Run) -> datetime:
+    """The new model's read SAS for endpoints: MODEL_SAS_MINUTES, never past the run's deadline (but >= 5 min)."""
+    now = ctx.clock()
+    return min(now + ctx.settings.model_sas_lifetime, max(parse_iso(run.deadline), now + MIN_SAS))
+
+
 def _supersede_waiting(ctx: Context, newer: Run) -> None:
     """A newer passing run replaces older ones still waiting for approval."""
     for older in ctx.runs.list(newer.model, limit=1000, status=Status.AWAITING_APPROVAL):
@@ -291,8 +306,7 @@ def _supersede_waiting(ctx: Context, newer: Run) -> None:
 
 def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
     target = BlobLocation.from_record(run.outputs["model"])
-    expiry = ctx.clock() + ctx.settings.model_sas_lifetime
-    located = ctx.storage.located(target.container, target.blob_name, expiry=expiry)
+    located = ctx.storage.located(target.container, target.blob_name, expiry=model_sas_expiry(ctx, run))
     outcomes = dict(run.endpoints)
     transient: list[str] = []
     for spec in model.definition.endpoints:

@@ -15,6 +15,7 @@ from .context import Context
 from .events import sender as events_sender
 from .errors import ConcurrentUpdate, RetrainError
 from .queues import STEP_FOR_STATUS
+from .reconcile import Reconciled, reconcile
 from .runs import Run, Status, iso, parse_iso
 
 log = logging.getLogger("retrain")
@@ -27,10 +28,12 @@ class SweepReport:
     admitted: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     events: int = 0  # outbox events dispatched here because their dispatch message was lost
+    reconciled: list[Reconciled] = field(default_factory=list)  # newest data that had no run
 
     def __str__(self) -> str:
         return (f"re-driven {len(self.redriven)}, expired {len(self.expired)}, admitted {len(self.admitted)}, "
-                f"released {len(self.released)}, events dispatched {self.events}")
+                f"released {len(self.released)}, reconciled {len(self.reconciled)}, events dispatched {self.events}"
+                + "".join(f"; {r}" for r in self.reconciled))
 
 
 def sweep(ctx: Context) -> SweepReport:
@@ -52,11 +55,12 @@ def sweep(ctx: Context) -> SweepReport:
             pass  # someone is working on it right now
         except RetrainError as e:
             log.warning("sweeper: run %s of %r: %s", run_id, model, e)
+    report.reconciled = reconcile(ctx)
     try:
         report.events = events_sender.reconcile(ctx, grace=ctx.settings.sweep_grace)
     except RetrainError as e:
         log.warning("sweeper: events: %s", e)
-    if any((report.redriven, report.expired, report.admitted, report.released, report.events)):
+    if any((report.redriven, report.expired, report.admitted, report.released, report.reconciled, report.events)):
         log.info("sweeper: %s", report)
     return report
 

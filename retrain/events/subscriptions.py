@@ -21,7 +21,6 @@ from .model import EventType
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 RESERVED = {"eventgrid"}  # the Event Grid sink's deliveries are listed under this name
 ALLOWED_HOSTS_SETTING = "ALLOWED_SERVICE_HOSTS"
-SECRET_PREFIX, SECRET_LIST_SETTING = "RETRAIN_SECRET_", "RETRAIN_SECRET_SETTINGS"
 SUBSCRIBABLE = tuple(t for t in EventType if t is not EventType.TEST)
 FIELDS = {"url", "event_types", "model", "secret_setting", "description", "enabled"}
 
@@ -68,14 +67,9 @@ def url_problem(url: Any, env: Mapping[str, str], where: str = "url") -> str | N
 
 
 def secret_problem(name: Any, env: Mapping[str, str], where: str = "secret_setting") -> str | None:
-    """The secret-setting rule: a `RETRAIN_SECRET_<NAME>` setting, or one listed in `RETRAIN_SECRET_SETTINGS`."""
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
-        return f"{where}: the NAME of an app setting (letters, digits, underscores)"
-    listed = {n.upper() for n in _listed(env, SECRET_LIST_SETTING)}
-    if not (name.startswith(SECRET_PREFIX) and len(name) > len(SECRET_PREFIX)) and name.upper() not in listed:
-        return (f"{where}: {name!r} does not follow the secret-setting rule: name it {SECRET_PREFIX}<NAME>, or "
-                f"list it in the app setting {SECRET_LIST_SETTING}")
-    return None
+    """The trust boundary's secret-setting rule (`retrain.secrets`): `RETRAIN_SECRET_<NAME>` or listed."""
+    from ..secrets import SecretRule
+    return SecretRule.from_env(env).problem(name, where)
 
 
 @dataclass(frozen=True)

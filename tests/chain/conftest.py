@@ -1,4 +1,4 @@
-"""The chain against a real Azurite and a real studio_emulator; step messages delivered by a small pump.
+"""The chain against a real Azurite and a real emulators.studio; step messages delivered by a small pump.
 
 The pump plays the Functions host's queue trigger (receive, call the step, delete; on an exception the
 message becomes visible again), so crash and duplicate-delivery tests can interleave at will. The full
@@ -11,6 +11,7 @@ import json
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,10 +34,8 @@ RESOURCE = "Census Model [trained model]"
 SUB, RG = "00000000-0000-0000-0000-000000000001", "retrain-rg"
 
 
-@pytest.fixture(scope="session")
-def chain_emulator(tmp_path_factory, azurite):
-    """An emulator with one binary training service, a predictive service and an ARM web service."""
-    root = tmp_path_factory.mktemp("chain-emulator")
+def write_chain_config(root, azurite):
+    """The chain's workspace: one binary training service, a predictive service and an ARM web service."""
     config = {
         "storage": {"connection_string": azurite.connection_string},
         "workspaces": [{
@@ -52,7 +51,14 @@ def chain_emulator(tmp_path_factory, azurite):
     }
     path = root / "workspace.json"
     path.write_text(json.dumps(config))
-    server = Emulator.start(path, root / "data", faults=True, workers=2)
+    return path
+
+
+@pytest.fixture(scope="session")
+def chain_emulator(tmp_path_factory, azurite):
+    """The emulator every chain test shares (faults enabled, 2 workers)."""
+    root = tmp_path_factory.mktemp("chain-emulator")
+    server = Emulator.start(write_chain_config(root, azurite), root / "data", faults=True, workers=2)
     yield server
     server.stop()
 
@@ -82,9 +88,9 @@ class World:
     def register(self, policy: dict | None = None, endpoints: list[dict] | None = None, **extra) -> ModelDefinition:
         if endpoints is None:
             name = f"ep{uuid.uuid4().hex[:8]}"
-            endpoints = [{"kind": "classic", "url": self.create_endpoint(name), "key_setting": "CHAIN_WS_TOKEN",
+            endpoints = [{"kind": "classic", "url": self.create_endpoint(name), "key_setting": "RETRAIN_SECRET_CHAIN_WS_TOKEN",
                           "resource_name": RESOURCE}]
-        body = {"training": {"url": self.bes_url, "key_setting": "CHAIN_BES_KEY"}, "endpoints": endpoints,
+        body = {"training": {"url": self.bes_url, "key_setting": "RETRAIN_SECRET_CHAIN_BES_KEY"}, "endpoints": endpoints,
                 "policy": policy if policy is not None else {"rules": [{"metric": "AUC", "min": 0.7}]}, **extra}
         definition = ModelDefinition.from_json(self.model, body)
         self.ctx.models.put(definition)
@@ -173,8 +179,8 @@ def world(azurite, chain_emulator):
     suffix = uuid.uuid4().hex[:8]
     env = {"RETRAIN_STORAGE": azurite.connection_string, "RETRAIN_TABLE_PREFIX": f"t{suffix}",
            "TRAINING_CONTAINER": f"train-{suffix}", "OUTPUT_CONTAINER": f"out-{suffix}",
-           "CHECK_INITIAL_DELAY_SECONDS": "0", "CHAIN_BES_KEY": TRAIN_KEY, "CHAIN_WS_TOKEN": WS_TOKEN,
-           "ARM_ACCESS_TOKEN": ARM_TOKEN}
+           "CHECK_INITIAL_DELAY_SECONDS": "0", "RETRAIN_SECRET_CHAIN_BES_KEY": TRAIN_KEY, "RETRAIN_SECRET_CHAIN_WS_TOKEN": WS_TOKEN,
+           "ARM_ACCESS_TOKEN": ARM_TOKEN, "ALLOWED_SERVICE_HOSTS": urlsplit(chain_emulator.url).netloc}
     ctx = Context.from_env(env, retry=RetryPolicy(attempts=2, backoff=0.05, max_backoff=0.2, budget=2.0)).ensure()
     requests.delete(f"{chain_emulator.url}/_admin/faults", timeout=10)
     world = World(ctx, chain_emulator)
