@@ -341,7 +341,7 @@ def test_a_missing_signing_secret_dead_letters_without_sending(hooks, receiver):
     ({"url": "https://10.0.0.5/hook"}, "private"),
     ({"url": "https://localhost/hook"}, "private"),
     ({"url": "https://user:pw@example.com/hook"}, "user name"),
-    ({"url": "https://example.com/hook", "secret_setting": "RETRAIN_STORAGE"}, "secret-setting rule"),
+    ({"url": "https://example.com/hook", "secret_setting": "RETRAIN_STORAGE"}, "app's own settings"),
     ({"url": "https://example.com/hook", "event_types": ["retrain.run.exploded"]}, "event_types"),
     ({"url": "https://example.com/hook", "colour": "red"}, "unknown field"),
 ])
