@@ -11,6 +11,7 @@ import json
 import uuid
 from collections import Counter
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
@@ -45,8 +46,9 @@ def make_world(azurite, emulator, receiver, **extra) -> World:
     suffix = uuid.uuid4().hex[:8]
     env = {"RETRAIN_STORAGE": azurite.connection_string, "RETRAIN_TABLE_PREFIX": f"t{suffix}",
            "TRAINING_CONTAINER": f"train-{suffix}", "OUTPUT_CONTAINER": f"out-{suffix}",
-           "CHECK_INITIAL_DELAY_SECONDS": "0", "CHAIN_BES_KEY": TRAIN_KEY, "CHAIN_WS_TOKEN": WS_TOKEN,
-           "ARM_ACCESS_TOKEN": ARM_TOKEN, "RETRAIN_SECRET_HOOK": SECRET, "ALLOWED_SERVICE_HOSTS": receiver.host,
+           "CHECK_INITIAL_DELAY_SECONDS": "0", "RETRAIN_SECRET_CHAIN_BES_KEY": TRAIN_KEY,
+           "RETRAIN_SECRET_CHAIN_WS_TOKEN": WS_TOKEN, "ARM_ACCESS_TOKEN": ARM_TOKEN, "RETRAIN_SECRET_HOOK": SECRET,
+           "ALLOWED_SERVICE_HOSTS": f"{receiver.host},{urlsplit(emulator.url).netloc}",
            **extra}
     ctx = Context.from_env(env, retry=RetryPolicy(attempts=2, backoff=0.05, max_backoff=0.2, budget=2.0)).ensure()
     return World(ctx, emulator)
@@ -110,7 +112,8 @@ def subscribe(world: World, receiver, name: str, path: str, **body):
 
 @pytest.fixture(scope="module")
 def story(azurite, chain_emulator, receiver):
-    """Promoted twice, rolled back, rejected, awaiting approval then rejected, cancelled, superseded, failed."""
+    """Promoted twice, rolled back, rejected, awaiting approval then rejected, cancelled, superseded (newer data;
+    a blob deleted before training), failed (an empty blob)."""
     world = make_world(azurite, chain_emulator, receiver)
     world.register(policy=PASSING)
     tag = uuid.uuid4().hex[:6]
@@ -134,6 +137,7 @@ def story(azurite, chain_emulator, receiver):
     ctx.storage.blobs.get_blob_client(ctx.settings.training_container, "census/f.csv").delete_blob()
     chain.cancel(ctx, "census", active.run_id, by="tester")  # releases the model: f is queued, finds no blob
     pump.settle()
+    empty = world.land("census/empty.csv", b"")  # unusable data of a known model: a run born failed
     world.register(policy=APPROVAL)
     waiting = world.land("census/g.csv", good_data(seed=7))
     pump.settle()
@@ -141,7 +145,7 @@ def story(azurite, chain_emulator, receiver):
     pump.settle()
     runs = {name: world.run(r.run_id) for name, r in
             {"first": first, "second": second, "bad": bad, "active": active, "displaced": displaced,
-             "newest": newest, "waiting": waiting}.items()}
+             "newest": newest, "empty": empty, "waiting": waiting}.items()}
     return {"world": world, "everything": receiver.at(everything), "promotions": receiver.at(promotions),
             "other": receiver.at(f"/{tag}/other"), "runs": runs, "pump": pump}
 
@@ -153,14 +157,15 @@ def types(received) -> Counter:
 def test_the_story_ends_each_run_as_expected(story):
     statuses = {name: run.status for name, run in story["runs"].items()}
     assert statuses == {"first": Status.PROMOTED, "second": Status.PROMOTED, "bad": Status.REJECTED,
-                        "active": Status.CANCELLED, "displaced": Status.SUPERSEDED, "newest": Status.FAILED,
+                        "active": Status.CANCELLED, "displaced": Status.SUPERSEDED, "newest": Status.SUPERSEDED,
+                        "empty": Status.FAILED,
                         "waiting": Status.REJECTED}
 
 
 def test_every_event_type_reaches_a_global_subscriber_exactly_once(story):
     assert types(story["everything"]) == {"retrain.run.promoted": 2, "retrain.model.rolled_back": 1,
                                           "retrain.run.rejected": 2, "retrain.run.cancelled": 1,
-                                          "retrain.run.superseded": 1, "retrain.run.failed": 1,
+                                          "retrain.run.superseded": 2, "retrain.run.failed": 1,
                                           "retrain.run.awaiting_approval": 1}
     ids = [r.headers["webhook-id"] for r in story["everything"]]
     assert len(ids) == len(set(ids))
