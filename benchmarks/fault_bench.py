@@ -211,7 +211,7 @@ def load(world: World, rng: random.Random, seconds: float, figures: Figures, *, 
 
 
 def invariants(world: World, figures: Figures) -> dict[str, int]:
-    runs = list(world.tables.get_table_client(f"{PREFIX}runs").list_entities())
+    runs = _run_rows(world)
     models = {e["RowKey"]: e for e in world.tables.get_table_client(f"{PREFIX}models").list_entities()}
     promotions = list(world.tables.get_table_client(f"{PREFIX}promotions").list_entities())
     open_runs = [r for r in runs if Status(r["Status"]) not in TERMINAL]
@@ -278,9 +278,14 @@ def _jobs_started(path: Path) -> int:
     return sum(1 for (body,) in rows if "queued_at" in json.loads(body).get("meta", {}))
 
 
+def _run_rows(world: World) -> list[dict]:
+    """The run rows of the runs table (not its index, run-ended or events outbox rows)."""
+    return [r for r in world.tables.get_table_client(f"{PREFIX}runs").list_entities() if "Status" in r]
+
+
 def converged(world: World) -> bool:
     try:
-        runs = list(world.tables.get_table_client(f"{PREFIX}runs").list_entities())
+        runs = _run_rows(world)
     except Exception:
         return False
     if any(Status(r["Status"]) not in TERMINAL for r in runs):
