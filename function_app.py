@@ -1,14 +1,18 @@
 """Azure Functions entry point: trigger declarations only; the logic lives in the `retrain` package."""
 
+import os
+
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from retrain import api, steps, sweeper, triggers
+from retrain import api, steps, sweeper, telemetry, triggers
 from retrain.context import get_context
+from retrain.events import sender
 from retrain.queues import Step
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 STORAGE = "RETRAIN_STORAGE"
+telemetry.configure(os.environ)  # only when APPLICATIONINSIGHTS_CONNECTION_STRING / OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 
 # --- new data, schedules, the safety net ----------------------------------------------------
@@ -49,6 +53,13 @@ def evaluate_run(msg: func.QueueMessage) -> None:
 @app.queue_trigger(arg_name="msg", queue_name="retrain-promote", connection=STORAGE)
 def promote_model(msg: func.QueueMessage) -> None:
     steps.handle(get_context(), Step.PROMOTE, msg.get_body())
+
+
+# --- events: fan-out and delivery (webhooks, Event Grid) -------------------------------------
+
+@app.queue_trigger(arg_name="msg", queue_name="retrain-events", connection=STORAGE)
+def send_events(msg: func.QueueMessage) -> None:
+    sender.handle(get_context(), msg.get_body())
 
 
 # --- HTTP API (documented in README.md) ------------------------------------------------------
@@ -109,3 +120,28 @@ def audit(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="skipped", methods=["GET"])
 def skipped(req: func.HttpRequest) -> func.HttpResponse:
     return _http(api.skipped, req)
+
+
+@app.route(route="subscriptions", methods=["GET"])
+def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(api.list_subscriptions, req)
+
+
+@app.route(route="subscriptions/{name}", methods=["GET", "PUT", "DELETE"])
+def subscription(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(api.subscription, req)
+
+
+@app.route(route="subscriptions/{name}/test", methods=["POST"])
+def test_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(api.test_subscription, req)
+
+
+@app.route(route="subscriptions/{name}/deliveries", methods=["GET"])
+def deliveries(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(api.deliveries, req)
+
+
+@app.route(route="subscriptions/{name}/deliveries/{delivery}/redeliver", methods=["POST"])
+def redeliver(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(api.redeliver, req)

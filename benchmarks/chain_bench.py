@@ -1,7 +1,7 @@
 """What the retraining chain itself costs: runs per second, per-step latency, requests per run, memory.
 
 Run: `.venv/bin/python benchmarks/chain_bench.py [--runs 200] [--models 8] [--workers 4] [--burst]
-[--batch-receive] [--poll-max 0.1] [--timeout 600]` (default size: under a minute on 2 cores).
+[--batch-receive] [--subscribers 1] [--poll-max 0.1] [--timeout 600]` (default size: under a minute on 2 cores).
 
 It starts its own in-memory Azurite (`devhost.world.Azurite`) and `benchmarks/fast_ml_service.py`
 (a stand-in ML service whose jobs finish the moment they start, so the figures measure the chain,
@@ -23,6 +23,11 @@ older pending runs end `superseded`). By default each model gets its next blob o
 previous run ended, so every run goes the whole way and ends `promoted`: throughput is of promoted
 runs. `--burst` lands every blob as fast as the trigger goes instead and counts the statuses
 (a busy model's newer data waits as pending; an older pending run ends `superseded`).
+
+Events: `--subscribers S` webhook subscriptions (default 1) point at a local receiver
+(`tests/receiver.py`, checking every signature); the workers also poll the events queue and call
+`retrain.events.sender.handle`. What announcing a run costs is counted apart (`events ...`,
+`webhook POST`), next to its own minimum, so the chain's figures stay comparable.
 
 Counting: storage requests at the SDK transport (every attempt; `Storage(connection, transport=...)`
 gives each service client a counting transport, and child clients share it), classified by Azurite port (blob/queue/table) and by method + path shape; ML-service calls
@@ -62,6 +67,9 @@ from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
 
 from devhost.world import Azurite, free_port  # noqa: E402
 from retrain import steps  # noqa: E402
+from retrain.events import sender  # noqa: E402
+from retrain.events.subscriptions import Subscription  # noqa: E402
+from tests.receiver import start_receiver  # noqa: E402
 from retrain.context import Context  # noqa: E402
 from retrain.models import ModelDefinition  # noqa: E402
 from retrain.queues import Step  # noqa: E402
@@ -104,6 +112,25 @@ MINIMUM = [
     ("endpoint PATCH", 1, "one write per promotion"),
 ]
 
+
+def events_minimum(subscribers: int) -> list[tuple[str, int, str]]:
+    """What announcing one run's ending costs by the design, for S webhook subscribers (the outbox row itself
+    rides in the ending's transaction: no request of its own)."""
+    s = subscribers
+    return [
+        ("events queue send", 1 + s, "one dispatch message, then one deliver message per subscriber"),
+        ("events queue receive", 1 + s, "host side: each events message received once"),
+        ("events queue delete", 1 + s, "host side: each events message deleted after it was handled"),
+        ("events outbox get", 1, "dispatch reads the outbox row"),
+        ("events outbox delete", 1, "the row goes once fanned out"),
+        ("events table query", 1, "dispatch lists the subscriptions (one partition)"),
+        ("events table insert", s, "one delivery row per subscriber (insert-only)"),
+        ("events table get", 2 * s, "deliver reads the delivery and its subscription"),
+        ("events table update", s, "the answer recorded (If-Match)"),
+        ("webhook POST", s, "one signed POST per subscriber (the receiver answers 200)"),
+    ]
+
+
 # Likely causes of measured > minimum, from reading the code (file:function).
 CAUSES = {
     "table models get": "chain.release reads the row afresh to hand the active slot over (+1; the promote "
@@ -122,6 +149,8 @@ CAUSES = {
                      "--batch-receive sets messages_per_page (one GET per poll)",
     "queue receive (empty)": "host side: idle polls of W workers x 4 queues (--poll-max) and, with the SDK "
                              "receive pattern, the empty request that ends every non-empty poll",
+    "events queue receive (empty)": "host side: idle polls of the events queue (the same poll pattern as the "
+                                    "step queues); not part of announcing a run",
     "queue send": "re-sends: transient retries or check back-off (job not finished at the first check)",
     "queue update": "a step raised (see errors) and its message was made visible again",
     "BES status": "more than one poll: the job was not Finished at the first check",
@@ -149,10 +178,12 @@ class StorageCounter:
 
     def record(self, key: str, status: int | None, elapsed: float, body: bytes | None = None) -> None:
         got = 0
-        if key == "queue receive" and body is not None:
+        if key.endswith("queue receive") and body is not None:
             got = body.count(b"<QueueMessage>")
             if not got:
-                key = "queue receive (empty)"
+                key += " (empty)"
+            elif key != "queue receive":
+                got = 0  # step messages only
         with self.lock:
             self.counts[key] += 1
             self.seconds[key] += elapsed
@@ -163,6 +194,18 @@ class StorageCounter:
                 self.errors[f"{key} -> {status}"] += 1
 
     def classify(self, method: str, url: str) -> str:
+        key = self._classify(method, url)
+        parts = urlsplit(url)
+        path = unquote(parts.path)
+        if path.split("/")[2:3] == [sender.QUEUE]:
+            return "events " + key
+        if key.startswith("table events "):
+            return key.removeprefix("table ").replace("events ", "events table ", 1)
+        if key.startswith("table ") and "RowKey='o~" in path:
+            return "events outbox " + key.split()[-1]
+        return key
+
+    def _classify(self, method: str, url: str) -> str:
         parts = urlsplit(url)
         kind = self.ports.get(parts.port, "other")
         segs = [unquote(s) for s in parts.path.strip("/").split("/")[1:]]  # drop the account name
@@ -215,7 +258,7 @@ class CountingTransport(RequestsTransport):
             self.counter.record(key, None, time.perf_counter() - t0)
             raise
         body = None
-        if key == "queue receive":
+        if key.endswith("queue receive"):
             body = response.body() if hasattr(response, "body") else response.read()
         self.counter.record(key, response.status_code, time.perf_counter() - t0, body)
         return response
@@ -241,6 +284,8 @@ class HttpCounter:
                    else {"GET": "BES status", "DELETE": "BES cancel"}.get(method, f"BES {method}"))
         elif "/endpoints/" in path:
             key = f"endpoint {method}"
+        elif path.startswith("/bench-hooks/"):
+            key = f"webhook {method}"
         else:
             key = f"http {method}"
         with self.lock:
@@ -383,6 +428,9 @@ class Bench:
         self.storage_counter = StorageCounter({azurite.blob_port: "blob", azurite.queue_port: "queue",
                                                azurite.table_port: "table"}, settings.table_prefix)
         storage = Storage(connection, transport=lambda: CountingTransport(self.storage_counter))
+        self.receiver = start_receiver()
+        self.env.update({"RETRAIN_SECRET_BENCH": "whsec_" + "YmVuY2gtc2lnbmluZy1zZWNyZXQtMzItYnl0ZXMh",
+                         "ALLOWED_SERVICE_HOSTS": self.receiver.host})
         self.ctx = Context(settings, storage, self.env).ensure()
         self.http_counter = HttpCounter()
         self.ctx.session.hooks["response"].append(self.http_counter)
@@ -408,6 +456,10 @@ class Bench:
                                    "resource_name": RESOURCE, "url": endpoint}],
                     "policy": {"rules": [{"metric": "AUC", "min": 0.7}]}}
             self.ctx.models.put(ModelDefinition.from_json(name, body))
+        for i in range(self.args.subscribers):
+            url = self.receiver.url(f"/bench-hooks/{i}", self.env["RETRAIN_SECRET_BENCH"])
+            body = {"url": url, "secret_setting": "RETRAIN_SECRET_BENCH"}
+            self.ctx.events.put_subscription(Subscription.from_json(f"bench-{i}", body, self.env))
 
     def land(self, model: str, index: int):
         """Upload (not counted), then fire the blob trigger for it (counted: the trigger's own work)."""
@@ -457,6 +509,16 @@ class Bench:
                     with self.lock:
                         self.step_errors.append(f"worker {step.value}: {type(e).__name__}: {e}"[:300])
                     time.sleep(0.1)
+            events = self.ctx.event_queue.client
+            try:
+                for message in self.receive(events):
+                    got += 1
+                    sender.handle(self.ctx, message.content)
+                    events.delete_message(message)
+            except Exception as e:  # as above: the host would log it and retry the message
+                log.warning("worker: events: %s: %s", type(e).__name__, e)
+                with self.lock:
+                    self.step_errors.append(f"worker events: {type(e).__name__}: {e}"[:300])
             if got:
                 idle = 0
             else:
@@ -535,6 +597,7 @@ class Bench:
         svc_cpu, svc_rss = tree_cpu_rss(self.service_pid)
         runs = [r for model in self.models for r in self.observer.list(model, limit=10 ** 6)]
         left = {s.value: self.plain.queue(s.queue).get_queue_properties().approximate_message_count for s in Step}
+        left["events"] = self.plain.queue(sender.QUEUE).get_queue_properties().approximate_message_count
         return {"runs": runs, "fired": len(fired), "t0_wall": t0_wall, "elapsed_feed": elapsed_feed,
                 "cpu": cpu, "azurite_cpu": az_cpu - az0, "azurite_rss": az_rss, "service_cpu": svc_cpu - svc0,
                 "service_rss": svc_rss, "rss0": rss0, "sampler": sampler, "left": left,
@@ -602,15 +665,16 @@ def report(bench: Bench, r: dict, args) -> int:
     print(f"  {'category':<30}{'measured':>9}{'minimum':>9}  {'mean ms':>8}  why the minimum / flag")
     counts = Counter(bench.storage_counter.counts) + Counter(bench.http_counter.counts)
     seconds = Counter(bench.storage_counter.seconds) + Counter(bench.http_counter.seconds)
-    minimum = {k: (v, why) for k, v, why in MINIMUM}
-    order = [k for k, _, _ in MINIMUM] + sorted(k for k in counts if k not in minimum)
+    needs = MINIMUM + events_minimum(args.subscribers)
+    minimum = {k: (v, why) for k, v, why in needs}
+    order = [k for k, _, _ in needs] + sorted(k for k in counts if k not in minimum)
     totals = Counter()
     for key in order:
         measured = counts.get(key, 0) / n if n else 0.0
         least, why = minimum.get(key, (0, "not needed by the design"))
         group = key.split()[0]
-        totals[group] += measured
-        totals[f"{group} min"] += least if key != "queue receive (empty)" else 0
+        totals[group] += measured if not (group == "events" and key.endswith("(empty)")) else 0
+        totals[f"{group} min"] += least if not key.endswith("(empty)") else 0
         mean_ms = seconds[key] / counts[key] * 1000 if counts.get(key) else float("nan")
         over = measured > least + 0.02
         if key == "queue receive" and args.batch_receive:
@@ -620,6 +684,13 @@ def report(bench: Bench, r: dict, args) -> int:
     print(f"  {'-' * 28}")
     for group in ("blob", "table", "queue", "BES", "endpoint"):
         print(f"  {group + ' total':<30}{totals[group]:>9.2f}{totals[group + ' min']:>9.0f}")
+    chain_total = sum(totals[g] for g in ("blob", "table", "queue", "BES", "endpoint"))
+    print(f"  {'chain total':<30}{chain_total:>9.2f}")
+    print(f"  {'events total (storage)':<30}{totals['events']:>9.2f}{totals['events min']:>9.0f}   "
+          f"announcing the run's ending to {args.subscribers} subscriber(s), idle polls excluded below")
+    print(f"  {'webhook POSTs':<30}{totals['webhook']:>9.2f}{totals['webhook min']:>9.0f}   "
+          f"(the receiver got {len(bench.receiver.received)} POSTs, "
+          f"{sum(1 for x in bench.receiver.received if x.verified)} with a valid signature)")
     if bench.storage_counter.messages:
         per_receive = bench.storage_counter.messages / max(1, counts.get("queue receive", 0))
         print(f"  step messages received: {bench.storage_counter.messages / n:.2f} per run "
@@ -672,6 +743,8 @@ def main() -> int:
                                                         "run per model at a time")
     p.add_argument("--batch-receive", action="store_true", help="one GetMessages request per poll "
                                                                 "(messages_per_page=16) instead of the SDK default")
+    p.add_argument("--subscribers", type=int, default=1, help="webhook subscriptions to a local receiver "
+                                                               "(default 1; 0: no events sent)")
     p.add_argument("--poll-max", type=float, default=0.1, help="longest idle sleep between polls, s (default 0.1)")
     p.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
     args = p.parse_args()
@@ -683,7 +756,7 @@ def main() -> int:
 
     print(f"chain_bench: {args.runs} runs, {args.models} models, {args.workers} workers")
     print(environment_line(azurite_version()))
-    azurite = service = None
+    azurite = service = bench = None
     started = time.monotonic()
     try:
         azurite = Azurite.start()
@@ -701,6 +774,8 @@ def main() -> int:
         code = report(bench, result, args)
     finally:
         stop_process(service)
+        if bench is not None:
+            bench.receiver.stop()
         if azurite is not None:
             azurite.stop()
     print(f"\n(total {time.monotonic() - started:.0f} s including start-up; Azurite and the fast ML service stopped)")

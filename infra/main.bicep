@@ -92,14 +92,17 @@ var stepQueueNames = [
   'retrain-check'
   'retrain-evaluate'
   'retrain-promote'
+  // retrain/events/sender.py QUEUE: event fan-out and webhook / Event Grid deliveries.
+  'retrain-events'
 ]
-// retrain/context.py: {prefix}models, {prefix}runs, {prefix}promotions, {prefix}skipped, {prefix}audit.
+// retrain/context.py: {prefix}models, {prefix}runs, {prefix}promotions, {prefix}skipped, {prefix}audit, {prefix}events.
 var tableNames = [
   '${tablePrefix}models'
   '${tablePrefix}runs'
   '${tablePrefix}promotions'
   '${tablePrefix}skipped'
   '${tablePrefix}audit'
+  '${tablePrefix}events'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -204,6 +207,9 @@ var appSettings = {
 
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  // retrain/telemetry.py: spans, metrics and logs through the Azure Monitor exporter (configured by the app
+  // itself, so the worker's own PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY stays off: no double instrumentation).
+  OTEL_SERVICE_NAME: functionAppName
 
   // SDK-type blob binding (azurefunctions-extensions-bindings-blob), as in local.settings.sample.json.
   PYTHON_ENABLE_INIT_INDEXING: '1'

@@ -11,6 +11,9 @@ from urllib.parse import urlencode
 from azure.core.exceptions import AzureError
 
 from . import bounded_json, chain, triggers, views
+from .events import sender as events_sender
+from .events.sinks import EVENTGRID_ENDPOINT_SETTING, eventgrid_endpoint
+from .events.subscriptions import Subscription, check_name
 from .context import Context
 from .errors import BadRequest, InvalidModelDefinition, RetrainError, StorageUnavailable
 from .models import ModelDefinition, check_model_name
@@ -252,3 +255,69 @@ def skipped(ctx: Context, request: ApiRequest) -> ApiResponse:
     limit = _int(request, "limit", 100, 1, 1000)
     page = ctx.skipped.page(limit=limit, continuation=_continuation(request))
     return _page(request, "/api/skipped", "skipped", page, {}, limit=limit)
+
+
+# --- subscriptions and deliveries ----------------------------------------------------------------
+
+def list_subscriptions(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """GET /api/subscriptions: every webhook subscription, and the Event Grid sink when one is configured."""
+    body: dict[str, Any] = {"subscriptions": [s.to_public() for s in ctx.events.subscriptions()]}
+    endpoint = eventgrid_endpoint(ctx.env)
+    body["eventgrid"] = None if endpoint is None else {
+        "endpoint": endpoint, "setting": EVENTGRID_ENDPOINT_SETTING,
+        "links": {"deliveries": f"/api/subscriptions/{events_sender.EVENTGRID}/deliveries"}}
+    return ApiResponse(200, body)
+
+
+def subscription(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """GET shows a subscription; PUT creates or redefines it (201/200); DELETE removes it (its deliveries stay)."""
+    name = check_name(request.route.get("name", ""))
+    if request.method == "GET":
+        return ApiResponse(200, ctx.events.subscription(name).to_public())
+    require(request.actor(ctx), ADMIN, "changing where events are sent", ctx.env)
+    if request.method == "DELETE":
+        ctx.events.delete_subscription(name)
+        return ApiResponse(200, {"name": name, "deleted": True})
+    stored, created = ctx.events.put_subscription(Subscription.from_json(name, request.json(), ctx.env))
+    body = stored.to_public()
+    if not (ctx.env.get(stored.secret_setting) or "").strip():
+        body["warnings"] = [f"app setting {stored.secret_setting!r} is not set in this app yet; deliveries will "
+                            "be dead-lettered until it is"]
+    return ApiResponse(201 if created else 200, body, {"Location": f"/api/subscriptions/{name}"})
+
+
+def _deliveries_of(request: ApiRequest) -> str:
+    name = request.route.get("name", "")
+    return name if name == events_sender.EVENTGRID else check_name(name)
+
+
+def test_subscription(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """POST /api/subscriptions/{name}/test: send a `retrain.test` event now; 202 with its delivery."""
+    name = check_name(request.route.get("name", ""))
+    require(request.actor(ctx), ADMIN, "sending a test event", ctx.env)
+    delivery = events_sender.send_test(ctx, name)
+    return ApiResponse(202, delivery.to_public(),
+                       {"Location": f"/api/subscriptions/{name}/deliveries"})
+
+
+def deliveries(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """GET /api/subscriptions/{name}/deliveries: newest event first, status, attempts and the last answer."""
+    name = _deliveries_of(request)
+    if name != events_sender.EVENTGRID:
+        ctx.events.subscription(name)
+    limit = _int(request, "limit", 50, 1, 1000)
+    page = ctx.events.deliveries(name, limit=limit, continuation=_continuation(request))
+    return _page(request, f"/api/subscriptions/{name}/deliveries", "deliveries", page, {"subscription": name},
+                 limit=limit)
+
+
+def redeliver(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """POST /api/subscriptions/{name}/deliveries/{delivery}/redeliver: send it again, same event id."""
+    name = _deliveries_of(request)
+    key = request.route.get("delivery", "")
+    if not key or len(key) > 200 or not all(c.isalnum() or c in "~_" for c in key):
+        raise BadRequest(f"delivery id {key[:100]!r} is not a delivery id")
+    body = request.json(required=False) or {}
+    actor = request.actor(ctx, body.get("by") if isinstance(body, dict) else "")
+    require(actor, ADMIN, "redelivering an event", ctx.env)
+    return ApiResponse(202, events_sender.redeliver(ctx, name, key, by=actor.label).to_public())

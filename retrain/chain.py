@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from . import pinning
+from . import pinning, telemetry
 from .context import Context
+from .events import outbox
 from .errors import Conflict, ConcurrentUpdate, RetrainError, UnusableModel
 from .models import ModelState
+from .events.model import run_event
 from .runs import DataRef, Run, Status, Trigger, iso, run_id_for
 
 log = logging.getLogger("retrain")
@@ -33,11 +35,17 @@ def start(ctx: Context, model: str, data: DataRef, trigger: Trigger, *,
 
     `state` is the model row if the caller just read it.
     """
+    with telemetry.run_span("retrain.run.start", model=model, trigger=trigger.value, data=data.path):
+        return _start(ctx, model, data, trigger, state)
+
+
+def _start(ctx: Context, model: str, data: DataRef, trigger: Trigger, state: ModelState | None) -> StartResult:
     now = ctx.clock()
     # A pending run may wait for the active one (itself bounded by the timeout); admission resets the clock.
     run = Run(model=model, run_id=run_id_for(model, data), trigger=trigger, data=data, status=Status.PENDING,
               reason="waiting to start", created_at=iso(now), deadline=iso(now + 2 * ctx.settings.run_timeout),
-              next_action_at=iso(now), step_times={Status.PENDING.value: iso(now)})
+              next_action_at=iso(now), step_times={Status.PENDING.value: iso(now)},
+              trace_id=telemetry.current_trace_id())
     run, created = ctx.runs.create(run)
     if run.status is Status.PENDING:
         run = admit(ctx, run, state=state)
@@ -110,7 +118,9 @@ def enter(ctx: Context, run: Run, status: Status, reason: str, *, delay: float =
             raise
         log.info("run=%s: another worker moved it first; leaving it", run.run_id)
         return ctx.runs.get(run.model, run.run_id)
-    ctx.queues.send_for(saved.model, saved.run_id, saved.status, poll=saved.polls, delay=delay)
+    with telemetry.joined(saved.trace_id):  # a run admitted by another run's step keeps its own trace
+        ctx.queues.send_for(saved.model, saved.run_id, saved.status, poll=saved.polls, delay=delay)
+    telemetry.outcome(saved.status.value)
     return saved
 
 
@@ -123,9 +133,11 @@ def finish(ctx: Context, run: Run, status: Status, reason: str, *, release_model
     `release_model=False` where the caller already moved the model's pointers past the run.
     """
     assert status.terminal, status
-    saved = ctx.runs.end(run.moved(status, reason, at=ctx.clock(), next_action_at="", **changes))
+    saved = ctx.runs.end(run.moved(status, reason, at=ctx.clock(), next_action_at="", **changes),
+                         outbox=outbox.for_run)
     log.info("model=%s run=%s ended %s: %s", saved.model, saved.run_id, status.value, reason)
     pinning.unpin(ctx, saved)
+    announce(ctx, saved)
     if release_model:
         release(ctx, saved.model, saved.run_id)
     return saved
@@ -135,10 +147,19 @@ def finish_new(ctx: Context, run: Run, status: Status, reason: str) -> tuple[Run
     """A run that ends as it is created (data that cannot be used): stored ended with its record; (run, created)."""
     assert status.terminal, status
     ended = run.moved(status, reason, at=ctx.clock(), next_action_at="", updated_at=iso(ctx.clock()))
-    saved, created = ctx.runs.create(ended)
+    saved, created = ctx.runs.create(ended, outbox=outbox.for_run)
     if created:
         log.info("model=%s run=%s ended %s: %s", saved.model, saved.run_id, status.value, reason)
+        announce(ctx, saved)
     return saved, created
+
+
+def announce(ctx: Context, run: Run) -> None:
+    """The run's change is written with its event (outbox): hand the event to the sender, count the outcome."""
+    outbox.announce(ctx, run.model, run_event(run))
+    if run.terminal:
+        telemetry.run_ended(run.model, run.status.value)
+    telemetry.outcome(run.status.value)
 
 
 def release(ctx: Context, model: str, run_id: str) -> None:

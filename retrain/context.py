@@ -16,6 +16,9 @@ from . import migrate
 from .audit import AuditLog
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
+from .events.sender import QUEUE as EVENTS_QUEUE, EventQueue
+from .events.sinks import EventGridSink
+from .events.store import EventStore
 from .identity import STATIC_TOKEN_SETTING, StaticTokenCredential, arm_credential
 from .errors import SettingsError
 from .http import RetryPolicy, new_session
@@ -50,6 +53,9 @@ class Context:
         self.skipped = SkippedLog(tables.get_table_client(f"{prefix}skipped"), self.settings.training_container)
         self.audit = AuditLog(tables.get_table_client(f"{prefix}audit"))
         self.queues = StepQueues(self.storage)
+        self.events = EventStore(tables.get_table_client(f"{prefix}events"), now)
+        self.event_queue = EventQueue(self.storage.queue(EVENTS_QUEUE))
+        self._eventgrid: EventGridSink | None = None
         if self.credential is None:
             static = (self.env.get(STATIC_TOKEN_SETTING) or "").strip()
             self.credential = (lambda: StaticTokenCredential(static)) if static else arm_credential
@@ -66,13 +72,14 @@ class Context:
         if self._ready:
             return self
         for table in (self.models.table, self.runs.table, self.promotions.table, self.skipped.table,
-                      self.audit.table):
+                      self.audit.table, self.events.table):
             try:
                 table.create_table()
             except ResourceExistsError:
                 pass
         migrate.ensure_layout(self)
         self.queues.ensure()
+        self.event_queue.ensure()
         for container in (self.settings.training_container, self.settings.output_container):
             try:
                 self.storage.blobs.create_container(container)
@@ -91,6 +98,12 @@ class Context:
             raise SettingsError(f"app setting {setting!r} ({purpose}) is an unresolved Key Vault reference: "
                                 "check the secret exists and the app's identity may read it")
         return value
+
+    def eventgrid_sink(self) -> EventGridSink:
+        """The Event Grid publisher, made on first use (key from a secret setting, else the app's identity)."""
+        if self._eventgrid is None:
+            self._eventgrid = EventGridSink(self.env)
+        return self._eventgrid
 
     def outbound(self) -> OutboundRules:
         """The host allow-list as the settings say now (re-read on every call: settings may change)."""

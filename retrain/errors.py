@@ -101,6 +101,16 @@ class Conflict(RetrainError):
     http_status = 409
 
 
+class InvalidSubscription(InvalidModelDefinition):
+    """A subscription failed validation (URL under the host rules, event types, secret setting); `problems` lists why."""
+
+
+class UnknownSubscription(RetrainError):
+    """No subscription (or delivery) is stored under that name."""
+
+    http_status = 404
+
+
 class BadRequest(RetrainError):
     """The request itself is malformed (bad JSON, bad parameter)."""
 

@@ -67,9 +67,9 @@ class PromotionLog:
     def __init__(self, table: TableClient):
         self.table = table
 
-    def append(self, promotion: Promotion) -> bool:
-        """True if this call added the row, False if it was already recorded."""
-        return insert_once(self.table, promotion.to_entity(), promotion.index_entity())
+    def append(self, promotion: Promotion, *, outbox: list[dict] = ()) -> bool:
+        """True if this call added the row (with its outbox rows, one transaction), False if it was already recorded."""
+        return insert_once(self.table, promotion.to_entity(), promotion.index_entity(), *outbox)
 
     def page(self, model: str, *, limit: int = 50, continuation: str | None = None) -> Page:
         """Newest first, one request per page, whatever the length of the history."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from azure.core.exceptions import ResourceExistsError
 
 from .errors import BadMessage  # noqa: F401 (re-exported)
+from . import telemetry
 from .runs import Status
 from .storage import Storage
 
@@ -37,11 +38,14 @@ class StepMessage:
     run_id: str
     step: Step
     poll: int = 0  # for checks: the run's poll count this message expects (older ones are stale)
+    otel: dict[str, str] = field(default_factory=dict, compare=False)  # W3C trace context of the sender
 
     def to_json(self) -> str:
         body = {"model": self.model, "run": self.run_id, "step": self.step.value}
         if self.step is Step.CHECK:
             body["poll"] = self.poll
+        if self.otel:
+            body["otel"] = self.otel
         return json.dumps(body, separators=(",", ":"))
 
     @classmethod
@@ -49,12 +53,20 @@ class StepMessage:
         try:
             body = json.loads(text)
             message = cls(str(body["model"]), str(body["run"]), Step(body.get("step", expected.value)),
-                          int(body.get("poll", 0)))
+                          int(body.get("poll", 0)), _carrier(body.get("otel")))
         except (ValueError, KeyError, TypeError) as e:
             raise BadMessage(f"not a {expected.value} step message ({e.__class__.__name__}): {str(text)[:200]!r}")
         if message.step is not expected:
             raise BadMessage(f"a {message.step.value} message arrived on the {expected.queue} queue")
         return message
+
+
+def _carrier(value) -> dict[str, str]:
+    """The trace headers of a message, if they look like W3C trace context (anything else is ignored)."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if k in ("traceparent", "tracestate") and isinstance(v, str)
+            and len(v) <= 512}
 
 
 class StepQueues:
@@ -72,6 +84,8 @@ class StepQueues:
 
     def send(self, message: StepMessage, delay: float = 0) -> None:
         timeout = int(min(max(delay, 0), MAX_DELAY))
+        if not message.otel:
+            message = replace(message, otel=telemetry.carrier())
         self.clients[message.step].send_message(message.to_json(), visibility_timeout=timeout or None)
 
     def send_for(self, model: str, run_id: str, status: Status, *, poll: int = 0, delay: float = 0) -> bool:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 
 from . import model_lock
 from .context import Context
+from .events import outbox
+from .events.model import rollback_event
 from .errors import (Conflict, PermanentServiceError, RollbackFailed, SettingsError,  # noqa: F401 (re-exported)
                      TransientServiceError)
 from .models import ChampionRecord
@@ -65,9 +67,11 @@ def _rollback(ctx: Context, model: str, *, to_run: str | None, by: str, note: st
                           from_run=state.champion.run_id, to_run=target.to_run, location=target.location,
                           reason=Reason.ROLLBACK, at=now, by=by, note=note or f"rolled back by {by}",
                           endpoints=outcomes, actor=actor or {})
-    ctx.promotions.append(promotion)
+    event = rollback_event(model, promotion.key, promotion.from_run, promotion.to_run, now, by, promotion.note)
+    ctx.promotions.append(promotion, outbox=[outbox.row(model, event)])
     champion = ChampionRecord(target.to_run, target.location, dict(run.metrics) if run else {}, now)
     ctx.models.update(model, lambda m: replace(m, champion=champion))
+    outbox.announce(ctx, model, event, outbox.PROMOTIONS)
     log.info("model=%s rolled back from %s to %s by %s", model, state.champion.run_id, target.to_run, by)
     return RollbackResult(promotion, outcomes)
 

@@ -8,6 +8,8 @@ entity-group transaction, one request):
 * `s~<status>~<inverted created time>~<run id>`: the same, per status, moved with each status change;
 * `e~<inverted ended time>~<run id>`: the run-ended record (outbox), written in the transaction that
   ends the run, once per ending (`RunEnded`);
+* `o~<event id>`: an event not yet handed to its subscribers (retrain.events outbox), written in the
+  transaction of the change it announces, removed once the sender has fanned it out;
 * and in partition `~open`, `RowKey = <model>~<run id>` for every run not ended: the sweeper's
   worklist. Written before the run exists (or is revived), removed after it ended, so every open
   run has one; a leftover row is cleared by the sweeper.
@@ -32,6 +34,8 @@ from .etags import canonical
 from .tables import Page, TransactionFailed, inverted, key_range_page, transact
 
 log = logging.getLogger("retrain")
+
+Outbox = Callable[["Run"], list]  # the outbox rows announcing a change, built from the run as it is written
 
 MAX_TEXT = 8000  # characters kept of a service's error text (a table property holds ~32K)
 
@@ -126,6 +130,7 @@ class Run:
     step_times: dict[str, str] = field(default_factory=dict)  # status -> when it was entered
     approval_expires_at: str = ""
     decided_by: str = ""  # who approved/rejected/cancelled, when a person did
+    trace_id: str = ""  # the OpenTelemetry trace all of this run's steps belong to (32 hex digits)
     etag: str | None = None
     stored_status: Status | None = field(default=None, compare=False, repr=False)  # as read: moves its index row
 
@@ -150,7 +155,8 @@ class Run:
                   "Attempt": self.attempt, "JobId": self.job_id, "JobStarted": self.job_started,
                   "Polls": self.polls, "TransientFailures": self.transient_failures,
                   "BaselineRun": self.baseline_run, "Error": self.error[:MAX_TEXT],
-                  "ApprovalExpiresAt": self.approval_expires_at, "DecidedBy": self.decided_by}
+                  "ApprovalExpiresAt": self.approval_expires_at, "DecidedBy": self.decided_by,
+                  "TraceId": self.trace_id}
         for name in ("outputs", "metrics", "decision", "endpoints", "step_times"):
             entity[_camel(name)] = json.dumps(getattr(self, name), separators=(",", ":"))
         return entity
@@ -169,7 +175,7 @@ class Run:
                    polls=int(e.get("Polls", 0)), transient_failures=int(e.get("TransientFailures", 0)),
                    baseline_run=e.get("BaselineRun", ""), error=e.get("Error", ""),
                    approval_expires_at=e.get("ApprovalExpiresAt", ""), decided_by=e.get("DecidedBy", ""),
-                   etag=e.metadata.get("etag"), stored_status=Status(e["Status"]), **blobs)
+                   trace_id=e.get("TraceId", ""), etag=e.metadata.get("etag"), stored_status=Status(e["Status"]), **blobs)
 
     def to_public(self) -> dict:
         from .views import run_view  # the API's shape lives with the other public views
@@ -271,7 +277,7 @@ class RunStore:
 
     # --- writing -------------------------------------------------------------------------
 
-    def create(self, run: Run) -> tuple[Run, bool]:
+    def create(self, run: Run, *, outbox: Outbox | None = None) -> tuple[Run, bool]:
         """Insert the run with its index rows (one transaction), or return the stored one; (run, created).
 
         A run created already ended (a skipped blob) gets its run-ended record in the same transaction.
@@ -281,6 +287,7 @@ class RunStore:
         operations = [("create", run.to_entity())] + [("upsert", row) for row in index_rows(run)]
         if run.terminal:
             operations.append(("create", RunEnded.of(run).to_entity()))
+        operations += [("upsert", row) for row in (outbox(run) if outbox else [])]
         try:
             results = transact(self.table, operations)
         except TransactionFailed as e:
@@ -289,23 +296,23 @@ class RunStore:
             raise
         return replace(run, etag=results[0].get("etag"), stored_status=run.status), True
 
-    def save(self, run: Run) -> Run:
+    def save(self, run: Run, *, outbox: Outbox | None = None) -> Run:
         """Write with If-Match on the ETag it was read at; ConcurrentUpdate if someone else wrote first.
 
         Ending a run is `end`'s job (chain.finish), so that every ending writes its record.
         """
         if run.terminal and not (run.stored_status and run.stored_status.terminal):
             raise ValueError(f"run {run.run_id}: a run ends only through chain.finish (RunStore.end)")
-        return self._write(run)
+        return self._write(run, outbox=outbox)
 
-    def end(self, run: Run) -> Run:
-        """Write a run's ending with its run-ended record, atomically; the open-run index row goes after."""
+    def end(self, run: Run, *, outbox: Outbox | None = None) -> Run:
+        """Write a run's ending with its run-ended record (and outbox rows), atomically; the open-run index row goes after."""
         assert run.terminal, run.status
-        saved = self._write(run, ended=True)
+        saved = self._write(run, ended=True, outbox=outbox)
         self._close(run.model, run.run_id)
         return saved
 
-    def _write(self, run: Run, *, ended: bool = False) -> Run:
+    def _write(self, run: Run, *, ended: bool = False, outbox: Outbox | None = None) -> Run:
         run = replace(run, updated_at=iso(self.clock()))
         update = ("update", run.to_entity(), {"mode": UpdateMode.REPLACE, "etag": run.etag,
                                               "match_condition": MatchConditions.IfNotModified})
@@ -318,6 +325,7 @@ class RunStore:
             extra.append(("upsert", _pointer(run.model, status_key(run, run.status), run.run_id)))
         if ended:
             extra.append(("create", RunEnded.of(run).to_entity()))
+        extra += [("upsert", row) for row in (outbox(run) if outbox else [])]
         try:
             if not extra:
                 meta = self.table.update_entity(update[1], **update[2])

@@ -14,12 +14,13 @@ from typing import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from . import chain, pinning
+from . import chain, pinning, telemetry
 from .bes import BatchJobRequest, JobState
 from .context import Context
 from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError, RetrainError,
                      SettingsError, TransientServiceError, UnknownModel, UnusableModel)
 from .evaluation import parse_evaluation
+from .events import outbox
 from .job_failures import MAX_ATTEMPTS, read_failure
 from .locations import BlobLocation
 from .models import ChampionRecord, ModelState
@@ -78,6 +79,14 @@ def _run_step(ctx: Context, message: StepMessage, expected: Status,
         log.info("check: run %s expects poll %d, message has %d; stale message dropped", run.run_id, run.polls,
                  message.poll)
         return
+    with telemetry.run_span(f"retrain.step.{message.step.value}", model=run.model, run_id=run.run_id,
+                            headers=message.otel, trace_id=run.trace_id, step=message.step.value,
+                            job_id=run.job_id, attempt=run.attempt):
+        _step_body(ctx, run, message, expected, body)
+
+
+def _step_body(ctx: Context, run: Run, message: StepMessage, expected: Status,
+               body: Callable[[Context, Run, ModelState, StepMessage], None]) -> None:
     try:
         model = ctx.models.get(run.model)
         if ctx.clock() > parse_iso(run.deadline) and expected is not Status.PROMOTING:
@@ -108,7 +117,9 @@ def _retry_later(ctx: Context, run: Run, message: StepMessage, error: TransientS
                                       next_action_at=iso(ctx.clock() + timedelta(seconds=delay))))
     except ConcurrentUpdate:
         return  # another delivery moved the run on; it sends whatever comes next
-    ctx.queues.send(replace(message, poll=saved.polls), delay)
+    ctx.queues.send(replace(message, poll=saved.polls, otel={}), delay)
+    telemetry.transient_retry(run.model, message.step.value)
+    telemetry.outcome("retry")
     log.warning("%s: run %s transient error (%d/%d), retrying in %.0fs: %s", message.step.value, run.run_id,
                 failures, ctx.settings.transient_retry_limit, delay, error)
 
@@ -196,6 +207,8 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
             raise
         _resubmit(ctx, run, f"the service lost job {run.job_id}")
         return
+    if status.state in (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED):
+        _job_ended(ctx, run, status.state.value.lower())
     if status.state is JobState.FINISHED:
         chain.enter(ctx, run, Status.EVALUATING, f"training job {run.job_id} finished; evaluating")
     elif status.state is JobState.FAILED:
@@ -217,6 +230,13 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
                                       next_action_at=iso(ctx.clock() + timedelta(seconds=delay)),
                                       reason=f"training job {run.job_id} is {status.state.value.lower()}"))
         ctx.queues.send(StepMessage(run.model, run.run_id, Step.CHECK, saved.polls), delay)
+        telemetry.outcome("polling")
+
+
+def _job_ended(ctx: Context, run: Run, outcome: str) -> None:
+    started = parse_iso(run.step_times.get(Status.RUNNING.value))
+    if started is not None:
+        telemetry.job_ended(run.model, (ctx.clock() - started).total_seconds(), outcome)
 
 
 def _resubmit(ctx: Context, run: Run, why: str) -> None:
@@ -255,7 +275,8 @@ def _evaluate(ctx: Context, run: Run, model: ModelState, message: StepMessage) -
         waiting = ctx.runs.save(run.moved(
             Status.AWAITING_APPROVAL, f"{decision.summary} Waiting for approval until {iso(expires)}.",
             at=ctx.clock(), metrics=evaluation.challenger, decision=record, approval_expires_at=iso(expires),
-            deadline=iso(expires), next_action_at=""))
+            deadline=iso(expires), next_action_at=""), outbox=outbox.for_run)
+        chain.announce(ctx, waiting)
         chain.release(ctx, waiting.model, waiting.run_id)
         _supersede_waiting(ctx, waiting)
         return
@@ -326,4 +347,7 @@ def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) ->
                       else replace(m, champion=champion), current=model)
     served = f"now serving on {len(outcomes)} endpoint(s)" if outcomes else "no endpoints configured; champion updated"
     chain.finish(ctx, run, Status.PROMOTED, f"promoted: {served}", endpoints=outcomes)
+    landed = parse_iso(run.data.last_modified or run.created_at)
+    if landed is not None:
+        telemetry.promoted(run.model, (ctx.clock() - landed).total_seconds())
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from . import chain
+from . import chain, telemetry
 from .context import Context
+from .events import sender as events_sender
 from .errors import ConcurrentUpdate, RetrainError
 from .queues import STEP_FOR_STATUS
 from .reconcile import Reconciled, reconcile
@@ -26,11 +27,12 @@ class SweepReport:
     expired: list[str] = field(default_factory=list)
     admitted: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    events: int = 0  # outbox events dispatched here because their dispatch message was lost
     reconciled: list[Reconciled] = field(default_factory=list)  # newest data that had no run
 
     def __str__(self) -> str:
         return (f"re-driven {len(self.redriven)}, expired {len(self.expired)}, admitted {len(self.admitted)}, "
-                f"released {len(self.released)}, reconciled {len(self.reconciled)}"
+                f"released {len(self.released)}, reconciled {len(self.reconciled)}, events dispatched {self.events}"
                 + "".join(f"; {r}" for r in self.reconciled))
 
 
@@ -47,13 +49,18 @@ def sweep(ctx: Context) -> SweepReport:
                         _release(ctx, run, report)
                     ctx.runs.forget_open(model, run_id)
                 continue
-            _sweep_run(ctx, run, now, report)
+            with telemetry.run_span("retrain.sweep", model=model, run_id=run_id, trace_id=run.trace_id):
+                _sweep_run(ctx, run, now, report)
         except ConcurrentUpdate:
             pass  # someone is working on it right now
         except RetrainError as e:
             log.warning("sweeper: run %s of %r: %s", run_id, model, e)
     report.reconciled = reconcile(ctx)
-    if any((report.redriven, report.expired, report.admitted, report.released, report.reconciled)):
+    try:
+        report.events = events_sender.reconcile(ctx, grace=ctx.settings.sweep_grace)
+    except RetrainError as e:
+        log.warning("sweeper: events: %s", e)
+    if any((report.redriven, report.expired, report.admitted, report.released, report.reconciled, report.events)):
         log.info("sweeper: %s", report)
     return report
 

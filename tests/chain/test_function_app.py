@@ -43,7 +43,9 @@ def trigger(functions, name) -> dict:
 def test_the_app_declares_exactly_these_functions(functions):
     assert set(functions) == {"on_training_data", "scheduled_retrain", "sweep_runs", "submit_job", "check_job",
                               "evaluate_run", "promote_model", "list_models", "model", "retrain", "list_runs",
-                              "get_run", "run_action", "promotions", "rollback", "audit", "skipped"}
+                              "get_run", "run_action", "promotions", "rollback", "audit", "skipped", "send_events",
+                              "list_subscriptions", "subscription", "test_subscription", "deliveries",
+                              "redeliver"}
 
 
 def test_the_blob_trigger_watches_the_training_container_through_event_grid(functions):
@@ -60,6 +62,12 @@ def test_each_step_listens_on_its_own_queue(functions, name, step):
         ("queueTrigger", step.queue, "RETRAIN_STORAGE")
 
 
+def test_the_events_sender_listens_on_the_events_queue(functions):
+    binding = trigger(functions, "send_events")
+    assert (binding["type"], binding["queueName"], binding["connection"]) == \
+        ("queueTrigger", "retrain-events", "RETRAIN_STORAGE")
+
+
 def test_timers_take_their_schedules_from_app_settings(functions):
     assert trigger(functions, "scheduled_retrain")["schedule"] == "%RETRAIN_SCHEDULE%"
     assert trigger(functions, "sweep_runs")["schedule"] == "%SWEEP_SCHEDULE%"
@@ -74,7 +82,12 @@ def test_http_routes_and_methods(functions):
         "get_run": ("models/{model}/runs/{run}", ["GET"]),
         "run_action": ("models/{model}/runs/{run}/{action}", ["POST"]),
         "promotions": ("models/{model}/promotions", ["GET"]), "rollback": ("models/{model}/rollback", ["POST"]),
-        "audit": ("models/{model}/audit", ["GET"]), "skipped": ("skipped", ["GET"])}
+        "audit": ("models/{model}/audit", ["GET"]),
+        "skipped": ("skipped", ["GET"]), "list_subscriptions": ("subscriptions", ["GET"]),
+        "subscription": ("subscriptions/{name}", ["DELETE", "GET", "PUT"]),
+        "test_subscription": ("subscriptions/{name}/test", ["POST"]),
+        "deliveries": ("subscriptions/{name}/deliveries", ["GET"]),
+        "redeliver": ("subscriptions/{name}/deliveries/{delivery}/redeliver", ["POST"])}
     assert {trigger(functions, n)["authLevel"] for n in routes} == {"FUNCTION"}
 
 

@@ -127,8 +127,9 @@ def test_a_sweep_reads_the_open_run_index_and_each_open_run_only(world, finished
     ctx, count = counting_context(world.ctx.env, clock=lambda: T0 + timedelta(days=3650, minutes=1))
     before = count.snapshot()["table"]
     report = sweeper.sweep(ctx)
-    # The index query + one read per open run, then the data reconciliation's one model list (O(models)).
-    assert count.snapshot()["table"] - before == 1 + len(opened) + 1
+    # The index query + one read per open run; the data reconciliation's model list; then the events
+    # outbox: the model list + one query per model in each of the runs and promotions tables (O(models)).
+    assert count.snapshot()["table"] - before == 1 + len(opened) + 1 + 1 + 2
     assert not (report.redriven or report.expired or report.released)
 
 

@@ -473,10 +473,12 @@ def storage_module_param(param: str) -> list:
 
 
 def test_every_queue_the_functions_bind_is_created():
+    from retrain.events.sender import QUEUE as EVENTS_QUEUE
     from retrain.queues import Step
 
     bound = function_app_queues()
-    assert bound == {step.queue for step in Step}, "function_app.py queues differ from retrain/queues.py Step"
+    assert bound == {step.queue for step in Step} | {EVENTS_QUEUE}, \
+        "function_app.py queues differ from retrain/queues.py Step and retrain/events/sender.py QUEUE"
     created = set(storage_module_param("queueNames"))
     assert bound <= created, f"infra/main.bicep does not create queues {sorted(bound - created)}"
 
@@ -489,7 +491,8 @@ def test_containers_and_tables_match_the_settings():
 
     context = (ROOT / "retrain" / "context.py").read_text(encoding="utf-8")
     suffixes = set(re.findall(r"f\"\{prefix\}(\w+)\"", context))
-    assert suffixes == {"models", "runs", "promotions", "skipped", "audit"}, "retrain/context.py table names changed shape"
+    assert suffixes == {"models", "runs", "promotions", "skipped", "audit", "events"}, \
+        "retrain/context.py table names changed shape"
     tables = set(storage_module_param("tableNames"))
     assert tables == {env["RETRAIN_TABLE_PREFIX"] + s for s in suffixes}
     assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", t) for t in tables), f"invalid table names {tables}"
