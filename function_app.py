@@ -3,9 +3,10 @@
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from retrain import api, steps, sweeper, triggers
+from retrain import api, routes, steps, sweeper, triggers
 from retrain.context import get_context
 from retrain.queues import Step
+from retrain.web import dashboard as web
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 STORAGE = "RETRAIN_STORAGE"
@@ -51,10 +52,10 @@ def promote_model(msg: func.QueueMessage) -> None:
     steps.handle(get_context(), Step.PROMOTE, msg.get_body())
 
 
-# --- HTTP API (documented in README.md) ------------------------------------------------------
+# --- HTTP API (retrain/routes.py is its table; GET /api/openapi.json describes it) ---------------
 
 def _http(action, req: func.HttpRequest) -> func.HttpResponse:
-    request = api.ApiRequest(req.method, dict(req.route_params), dict(req.params), req.get_body())
+    request = api.ApiRequest(req.method, dict(req.route_params), dict(req.params), req.get_body(), dict(req.headers))
     response = api.handle(get_context(), action, request)
     return func.HttpResponse(response.text(), status_code=response.status, headers=response.headers,
                              mimetype="application/json")
@@ -103,3 +104,18 @@ def rollback(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="skipped", methods=["GET"])
 def skipped(req: func.HttpRequest) -> func.HttpResponse:
     return _http(api.skipped, req)
+
+
+@app.route(route="openapi.json", methods=["GET"])
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(routes.openapi, req)
+
+
+# --- the operator's dashboard (server-rendered; forms post through the API's handlers) ----------
+
+@app.route(route="dashboard/{*path}", methods=["GET", "POST"])
+def dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    request = web.WebRequest(req.method, req.route_params.get("path") or "", dict(req.params), req.get_body(),
+                             dict(req.headers))
+    page = web.handle(get_context(), request)
+    return func.HttpResponse(page.body, status_code=page.status, headers=page.headers, mimetype=page.mimetype)

@@ -29,6 +29,7 @@ class ApiRequest:
     route: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)  # as the host passes them (Easy Auth's included)
 
     def json(self, *, required: bool = True) -> Any:
         if not self.body.strip():
@@ -181,12 +182,15 @@ def run_action(ctx: Context, request: ApiRequest) -> ApiResponse:
     """POST .../runs/{run}/{action}: cancel, approve, reject, or retry a promotion's failed endpoints."""
     name, run_id, action = _model(request), _run_id(request), request.route.get("action", "")
     body = request.json(required=False) or {}
-    by = str(body.get("by") or "api")[:100] if isinstance(body, dict) else "api"
+    if not isinstance(body, dict) or set(body) - {"by", "comment"}:
+        raise BadRequest('the body must be a JSON object with optional "by" and "comment"')
+    by = str(body.get("by") or "api")[:100]
+    comment = " ".join(str(body.get("comment") or "").split())[:1000]
     actions = {"cancel": chain.cancel, "approve": chain.approve, "reject": chain.reject,
                "retry": chain.retry_promotion}
     if action not in actions:
         raise BadRequest(f"unknown action {action!r}; use one of {', '.join(sorted(actions))}")
-    return ApiResponse(200, actions[action](ctx, name, run_id, by=by).to_public())
+    return ApiResponse(200, actions[action](ctx, name, run_id, by=by, comment=comment).to_public())
 
 
 def _run_id(request: ApiRequest) -> str:

@@ -119,6 +119,7 @@ class Run:
     step_times: dict[str, str] = field(default_factory=dict)  # status -> when it was entered
     approval_expires_at: str = ""
     decided_by: str = ""  # who approved/rejected/cancelled, when a person did
+    decision_comment: str = ""  # what they said why
     etag: str | None = None
     stored_status: Status | None = field(default=None, compare=False, repr=False)  # as read: moves its index row
 
@@ -142,7 +143,8 @@ class Run:
                   "Attempt": self.attempt, "JobId": self.job_id, "JobStarted": self.job_started,
                   "Polls": self.polls, "TransientFailures": self.transient_failures,
                   "BaselineRun": self.baseline_run, "Error": self.error[:MAX_TEXT],
-                  "ApprovalExpiresAt": self.approval_expires_at, "DecidedBy": self.decided_by}
+                  "ApprovalExpiresAt": self.approval_expires_at, "DecidedBy": self.decided_by,
+                  "DecisionComment": self.decision_comment[:MAX_TEXT]}
         for name in ("outputs", "metrics", "decision", "endpoints", "step_times"):
             entity[_camel(name)] = json.dumps(getattr(self, name), separators=(",", ":"))
         return entity
@@ -161,7 +163,8 @@ class Run:
                    polls=int(e.get("Polls", 0)), transient_failures=int(e.get("TransientFailures", 0)),
                    baseline_run=e.get("BaselineRun", ""), error=e.get("Error", ""),
                    approval_expires_at=e.get("ApprovalExpiresAt", ""), decided_by=e.get("DecidedBy", ""),
-                   etag=e.metadata.get("etag"), stored_status=Status(e["Status"]), **blobs)
+                   decision_comment=e.get("DecisionComment", ""), etag=e.metadata.get("etag"),
+                   stored_status=Status(e["Status"]), **blobs)
 
     def to_public(self) -> dict:
         from .views import run_view  # the API's shape lives with the other public views

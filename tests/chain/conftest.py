@@ -170,6 +170,11 @@ class Pump:
 
 @pytest.fixture
 def world(azurite, chain_emulator):
+    yield new_world(azurite, chain_emulator)
+
+
+def new_world(azurite, chain_emulator) -> World:
+    """Fresh tables, containers and queues on the shared servers."""
     suffix = uuid.uuid4().hex[:8]
     env = {"RETRAIN_STORAGE": azurite.connection_string, "RETRAIN_TABLE_PREFIX": f"t{suffix}",
            "TRAINING_CONTAINER": f"train-{suffix}", "OUTPUT_CONTAINER": f"out-{suffix}",
@@ -179,7 +184,7 @@ def world(azurite, chain_emulator):
     requests.delete(f"{chain_emulator.url}/_admin/faults", timeout=10)
     world = World(ctx, chain_emulator)
     Pump(ctx).drain()
-    yield world
+    return world
 
 
 @pytest.fixture
