@@ -187,6 +187,16 @@ def new_world(azurite, chain_emulator) -> World:
     return world
 
 
+@pytest.fixture(scope="module")
+def operated(azurite, chain_emulator):
+    """One app per test module (devhost) with two approved promotions and a run awaiting approval."""
+    from .operator_world import operate, start_host
+
+    world = new_world(azurite, chain_emulator)
+    with start_host(world) as host:
+        yield operate(world, host)
+
+
 @pytest.fixture
 def pump(world) -> Pump:
     return Pump(world.ctx)

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import new_world
-from .operator_world import MODEL, operate, start_host, wait_for
+from .operator_world import MODEL, wait_for
 
 ARTEFACTS = Path(os.environ.get("RETRAIN_ARTEFACTS", Path(__file__).resolve().parents[2] / ".artefacts"))
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -24,13 +23,6 @@ def _need_browser():
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def operated(azurite, chain_emulator):
-    world = new_world(azurite, chain_emulator)
-    with start_host(world) as host:
-        yield operate(world, host)
 
 
 @pytest.fixture(scope="module")
