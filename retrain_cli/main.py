@@ -88,8 +88,11 @@ def _get(row: dict, path: str) -> Any:
 
 
 def _cell(value: Any) -> str:
+    """A table cell: times to the second, numbers to 4 significant digits."""
     if value is None:
         return "—"
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T" and value[4:5] == "-":
+        return value[:19].replace("T", " ")
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict):
