@@ -55,7 +55,8 @@ def promote_model(msg: func.QueueMessage) -> None:
 # --- HTTP API (retrain/routes.py is its table; GET /api/openapi.json describes it) ---------------
 
 def _http(action, req: func.HttpRequest) -> func.HttpResponse:
-    request = api.ApiRequest(req.method, dict(req.route_params), dict(req.params), req.get_body(), dict(req.headers))
+    request = api.ApiRequest(req.method, dict(req.route_params), dict(req.params), req.get_body(),
+                             dict(req.headers))
     response = api.handle(get_context(), action, request)
     return func.HttpResponse(response.text(), status_code=response.status, headers=response.headers,
                              mimetype="application/json")
@@ -99,6 +100,11 @@ def promotions(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="models/{model}/rollback", methods=["POST"])
 def rollback(req: func.HttpRequest) -> func.HttpResponse:
     return _http(api.rollback, req)
+
+
+@app.route(route="models/{model}/audit", methods=["GET"])
+def audit(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(api.audit, req)
 
 
 @app.route(route="skipped", methods=["GET"])

@@ -369,7 +369,8 @@ class Bench:
         suffix = uuid.uuid4().hex[:8]
         self.env = {"RETRAIN_STORAGE": azurite.connection_string, "RETRAIN_TABLE_PREFIX": f"b{suffix}",
                     "TRAINING_CONTAINER": f"train-{suffix}", "OUTPUT_CONTAINER": f"out-{suffix}",
-                    "CHECK_INITIAL_DELAY_SECONDS": "0", "BENCH_BES_KEY": TRAIN_KEY, "BENCH_WS_TOKEN": WS_TOKEN}
+                    "CHECK_INITIAL_DELAY_SECONDS": "0", "RETRAIN_SECRET_BENCH_BES_KEY": TRAIN_KEY,
+                    "RETRAIN_SECRET_BENCH_WS_TOKEN": WS_TOKEN, "ALLOWED_SERVICE_HOSTS": urlsplit(service_url).netloc}
         settings = Settings.from_env(self.env)
         connection = Connection.from_env(settings.connection, self.env)
         self.storage_counter = StorageCounter({azurite.blob_port: "blob", azurite.queue_port: "queue",
@@ -395,9 +396,9 @@ class Bench:
         for name in self.models:
             endpoint = f"{self.service_url}/workspaces/{WS}/webservices/{PREDICT}/endpoints/{name}"
             body = {"training": {"url": f"{self.service_url}/workspaces/{WS}/services/{TRAIN}",
-                                 "key_setting": "BENCH_BES_KEY"},
-                    "endpoints": [{"kind": "classic", "key_setting": "BENCH_WS_TOKEN", "resource_name": RESOURCE,
-                                   "url": endpoint}],
+                                 "key_setting": "RETRAIN_SECRET_BENCH_BES_KEY"},
+                    "endpoints": [{"kind": "classic", "key_setting": "RETRAIN_SECRET_BENCH_WS_TOKEN",
+                                   "resource_name": RESOURCE, "url": endpoint}],
                     "policy": {"rules": [{"metric": "AUC", "min": 0.7}]}}
             self.ctx.models.put(ModelDefinition.from_json(name, body))
 

@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import time
+from urllib.parse import urlsplit
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -93,12 +94,13 @@ def emulator_config(storage: str) -> dict:
     }
 
 
-def app_settings(storage: str) -> dict[str, str]:
-    return {"AzureWebJobsStorage": storage, "RETRAIN_STORAGE": storage, "FUNCTIONS_WORKER_RUNTIME": "python",
+def app_settings(storage: str, emulator_url: str) -> dict[str, str]:
+    """The app's settings for the demo: keys by the secret rule, the local ML service on the allow-list."""
+    return {"ALLOWED_SERVICE_HOSTS": urlsplit(emulator_url).netloc, "AzureWebJobsStorage": storage, "RETRAIN_STORAGE": storage, "FUNCTIONS_WORKER_RUNTIME": "python",
             "TRAINING_CONTAINER": "training-data", "OUTPUT_CONTAINER": "retrain-outputs",
             "RETRAIN_SCHEDULE": "0 0 2 * * *", "SWEEP_SCHEDULE": "*/30 * * * * *",
             "CHECK_INITIAL_DELAY_SECONDS": "1", "CHECK_MAX_DELAY_SECONDS": "2",
-            "CENSUS_BES_KEY": TRAIN_KEY, "CENSUS_ENDPOINT_KEY": WS_TOKEN}
+            "RETRAIN_SECRET_CENSUS_BES_KEY": TRAIN_KEY, "RETRAIN_SECRET_CENSUS_ENDPOINT_KEY": WS_TOKEN}
 
 
 class Demo:
@@ -131,9 +133,9 @@ class Demo:
         definition = {
             "description": "Census income classifier, retrained whenever new survey data lands",
             "training": {"url": f"{self.emulator.url}/workspaces/{WS}/services/{TRAIN}",
-                         "key_setting": "CENSUS_BES_KEY", "input": "input1",
+                         "key_setting": "RETRAIN_SECRET_CENSUS_BES_KEY", "input": "input1",
                          "outputs": {"model": "output1", "evaluation": "output2"}},
-            "endpoints": [{"kind": "classic", "url": self.endpoint_url, "key_setting": "CENSUS_ENDPOINT_KEY",
+            "endpoints": [{"kind": "classic", "url": self.endpoint_url, "key_setting": "RETRAIN_SECRET_CENSUS_ENDPOINT_KEY",
                            "resource_name": RESOURCE}],
             "policy": POLICY, "data_prefix": "census/", "schedule": True}
         r = requests.put(f"{self.api}/models/{MODEL}", json=definition, timeout=30)
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         config.write_text(json.dumps(emulator_config(azurite.connection_string), indent=2))
         emulator = Emulator.start(config, work / "emulator", workers=1)
         stack.callback(emulator.stop)
-        host = DevHost("function_app", REPO, settings=app_settings(azurite.connection_string), port=0,
+        host = DevHost("function_app", REPO, settings=app_settings(azurite.connection_string, emulator.url), port=0,
                        poll_interval=0.2, max_polling_interval=0.5)
         host.start()
         stack.callback(host.stop)

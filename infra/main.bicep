@@ -29,7 +29,7 @@ param principalId string = ''
 @description('Resource group name; default rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Names of the app settings that hold ML service keys (a model definition\'s training.key_setting and endpoints[].key_setting). Each becomes a Key Vault reference to the secret of the same name with "_" replaced by "-".')
+@description('Names of the app settings that hold ML service keys (a model definition\'s training.key_setting and endpoints[].key_setting); each must be named RETRAIN_SECRET_<NAME> (retrain/secrets.py). Each becomes a Key Vault reference to the secret of the same name with "_" replaced by "-".')
 param mlKeySettingNames array = []
 
 // --- app settings read by the app (retrain/settings.py) and by function_app.py (%NAME%) ---------------
@@ -40,7 +40,7 @@ param trainingContainerName string = 'training-data'
 @description('OUTPUT_CONTAINER: where BES writes trained models and metrics; never the watched container.')
 param outputContainerName string = 'retrain-outputs'
 
-@description('RETRAIN_TABLE_PREFIX: tables <prefix>models, <prefix>runs, <prefix>promotions, <prefix>skipped.')
+@description('RETRAIN_TABLE_PREFIX: tables <prefix>models, <prefix>runs, <prefix>promotions, <prefix>skipped, <prefix>audit.')
 param tablePrefix string = 'retrain'
 
 @description('RETRAIN_SCHEDULE: NCRONTAB (six fields, seconds first, UTC) of the scheduled retrain.')
@@ -55,6 +55,15 @@ param checkMaxDelaySeconds int = 300
 param transientRetryLimit int = 8
 param sweepGraceSeconds int = 300
 param modelSasMinutes int = 60
+
+@description('RETRAIN_FUNCTION_KEY_ROLES: app roles a caller with only a function key (automation, no signed-in principal) holds, comma-separated (Retrain.Approver, Retrain.Admin); empty: none.')
+param functionKeyRoles string = ''
+
+@description('ALLOWED_SERVICE_HOSTS: extra hosts (host, host:port or *.domain, comma-separated) that may receive ML credentials, e.g. a private deployment; Azure\'s own domains need no entry. See docs/security.md.')
+param allowedServiceHosts string = ''
+
+@description('RETRAIN_ARM_HOST: the ARM host of this cloud (management.usgovcloudapi.net, management.chinacloudapi.cn for sovereign clouds).')
+param armHost string = 'management.azure.com'
 
 // --- hosting --------------------------------------------------------------------------------------
 
@@ -84,12 +93,13 @@ var stepQueueNames = [
   'retrain-evaluate'
   'retrain-promote'
 ]
-// retrain/context.py: {prefix}models, {prefix}runs, {prefix}promotions, {prefix}skipped.
+// retrain/context.py: {prefix}models, {prefix}runs, {prefix}promotions, {prefix}skipped, {prefix}audit.
 var tableNames = [
   '${tablePrefix}models'
   '${tablePrefix}runs'
   '${tablePrefix}promotions'
   '${tablePrefix}skipped'
+  '${tablePrefix}audit'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -209,11 +219,28 @@ var appSettings = {
   TRANSIENT_RETRY_LIMIT: string(transientRetryLimit)
   SWEEP_GRACE_SECONDS: string(sweepGraceSeconds)
   MODEL_SAS_MINUTES: string(modelSasMinutes)
+
+  // Outbound allow-list (retrain/outbound.py): credentials go only to Azure's hosts per kind and these.
+  ALLOWED_SERVICE_HOSTS: allowedServiceHosts
+  RETRAIN_ARM_HOST: armHost
+
+  // Easy Auth is on (app/function.bicep authsettingsV2): read X-MS-CLIENT-PRINCIPAL, enforce the app roles.
+  RETRAIN_EASY_AUTH: 'true'
+  RETRAIN_FUNCTION_KEY_ROLES: functionKeyRoles
 }
 
 // ML service keys: Key Vault references (resolved by the platform with the app's identity). The
 // secrets are set after deployment (infra/README.md); the versionless reference follows new versions.
 var mlKeyReferences = toObject(mlKeySettingNames, setting => setting, setting => '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${replace(setting, '_', '-')})')
+
+module auth 'app/auth.bicep' = {
+  name: 'auth'
+  scope: rg
+  params: {
+    name: 'retrain-${resourceToken}'
+    displayName: 'Model retraining (${environmentName})'
+  }
+}
 
 module functionApp 'app/function.bicep' = {
   name: 'function'
@@ -228,6 +255,8 @@ module functionApp 'app/function.bicep' = {
     storageBlobEndpoint: storage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
     appSettings: union(appSettings, mlKeyReferences)
+    authClientId: auth.outputs.clientId
+    authAudience: auth.outputs.audience
     pythonVersion: pythonVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
@@ -254,3 +283,5 @@ output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.name
 output TRAINING_CONTAINER string = trainingContainerName
 output OUTPUT_CONTAINER string = outputContainerName
 output ML_KEY_SETTING_NAMES string = join(mlKeySettingNames, ',')
+output AZURE_AUTH_CLIENT_ID string = auth.outputs.clientId
+output AZURE_AUTH_AUDIENCE string = auth.outputs.audience

@@ -13,10 +13,13 @@ from azure.core.exceptions import AzureError
 
 from . import chain, triggers, views
 from .context import Context
-from .errors import BadRequest, RetrainError, StorageUnavailable
+from .errors import BadRequest, InvalidModelDefinition, RetrainError, StorageUnavailable
 from .models import ModelDefinition, check_model_name
+from .outbound import OutboundRules
+from .principal import ADMIN, APPROVER, Actor, caller, require
 from .rollback import rollback as roll_back
 from .runs import Status
+from .secrets import SecretRule
 from .tables import Page, storage_failure
 
 log = logging.getLogger("retrain")
@@ -30,6 +33,10 @@ class ApiRequest:
     query: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)  # as the host passes them (Easy Auth's included)
+
+    def actor(self, ctx: Context, note: Any = "") -> Actor:
+        """Who is calling (App Service Authentication's principal, or the function key)."""
+        return caller(self.headers, ctx.env, note if isinstance(note, str) else "")
 
     def json(self, *, required: bool = True) -> Any:
         if not self.body.strip():
@@ -124,8 +131,15 @@ def model(ctx: Context, request: ApiRequest) -> ApiResponse:
     name = _model(request)
     if request.method == "GET":
         return ApiResponse(200, views.model_view(ctx.models.read(name)))
+    actor = request.actor(ctx)
+    require(actor, ADMIN, "registering or redefining a model", ctx.env)
     definition = ModelDefinition.from_json(name, request.json())
+    refused = (OutboundRules.from_env(ctx.env).problems(definition.destinations())
+               + SecretRule.from_env(ctx.env).problems(definition.key_settings()))
+    if refused:
+        raise InvalidModelDefinition(refused)
     state, created = ctx.models.put(definition)
+    ctx.audit.record(name, "create" if created else "redefine", actor, ctx.clock())
     missing = [s for s in _settings_named(definition) if not (ctx.env.get(s) or "").strip()]
     body = state.to_public()
     if missing:
@@ -184,13 +198,17 @@ def run_action(ctx: Context, request: ApiRequest) -> ApiResponse:
     body = request.json(required=False) or {}
     if not isinstance(body, dict) or set(body) - {"by", "comment"}:
         raise BadRequest('the body must be a JSON object with optional "by" and "comment"')
-    by = str(body.get("by") or "api")[:100]
+    actor = request.actor(ctx, body.get("by"))
     comment = " ".join(str(body.get("comment") or "").split())[:1000]
     actions = {"cancel": chain.cancel, "approve": chain.approve, "reject": chain.reject,
                "retry": chain.retry_promotion}
     if action not in actions:
         raise BadRequest(f"unknown action {action!r}; use one of {', '.join(sorted(actions))}")
-    return ApiResponse(200, actions[action](ctx, name, run_id, by=by, comment=comment).to_public())
+    if action in ("approve", "reject"):
+        require(actor, APPROVER, f"{action.rstrip('e')}ing a run", ctx.env)
+    run = actions[action](ctx, name, run_id, by=actor.label, comment=comment)
+    ctx.audit.record(name, action, actor, ctx.clock(), target=run_id)
+    return ApiResponse(200, run.to_public())
 
 
 def _run_id(request: ApiRequest) -> str:
@@ -219,9 +237,20 @@ def rollback(ctx: Context, request: ApiRequest) -> ApiResponse:
     to_run = body.get("to_run")
     if to_run is not None and (not isinstance(to_run, str) or not to_run.isalnum()):
         raise BadRequest("to_run must be a run id")
-    result = roll_back(ctx, name, to_run=to_run, by=str(body.get("by") or "api")[:100],
-                       note=str(body.get("note") or "")[:1000])
+    actor = request.actor(ctx, body.get("by"))
+    require(actor, APPROVER, "rolling back", ctx.env)
+    result = roll_back(ctx, name, to_run=to_run, by=actor.label, note=str(body.get("note") or "")[:1000],
+                       actor=actor.to_record())
+    ctx.audit.record(name, "rollback", actor, ctx.clock(), target=result.promotion.key)
     return ApiResponse(200, {"model": name, "promotion": result.promotion.to_public()})
+
+
+def audit(ctx: Context, request: ApiRequest) -> ApiResponse:
+    """GET /api/models/{model}/audit: who approved, rejected, cancelled, retried, rolled back or redefined it."""
+    name = _model(request)
+    ctx.models.read(name)
+    limit = _int(request, "limit", 100, 1, 1000)
+    return ApiResponse(200, {"model": name, "audit": [e.to_public() for e in ctx.audit.recent(name, limit)]})
 
 
 def skipped(ctx: Context, request: ApiRequest) -> ApiResponse:

@@ -13,12 +13,15 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
 
 from . import migrate
+from .audit import AuditLog
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
 from .identity import STATIC_TOKEN_SETTING, StaticTokenCredential, arm_credential
 from .errors import SettingsError
 from .http import RetryPolicy, new_session
 from .models import ModelDefinition, ModelRegistry
+from .outbound import OutboundRules
+from .secrets import SecretRule
 from .promotions import PromotionLog
 from .queues import StepQueues
 from .runs import RunStore
@@ -45,6 +48,7 @@ class Context:
         self.runs = RunStore(tables.get_table_client(f"{prefix}runs"), clock=now)
         self.promotions = PromotionLog(tables.get_table_client(f"{prefix}promotions"))
         self.skipped = SkippedLog(tables.get_table_client(f"{prefix}skipped"), self.settings.training_container)
+        self.audit = AuditLog(tables.get_table_client(f"{prefix}audit"))
         self.queues = StepQueues(self.storage)
         if self.credential is None:
             static = (self.env.get(STATIC_TOKEN_SETTING) or "").strip()
@@ -61,7 +65,8 @@ class Context:
         """Create tables, queues and containers the first time (idempotent; cheap after that)."""
         if self._ready:
             return self
-        for table in (self.models.table, self.runs.table, self.promotions.table, self.skipped.table):
+        for table in (self.models.table, self.runs.table, self.promotions.table, self.skipped.table,
+                      self.audit.table):
             try:
                 table.create_table()
             except ResourceExistsError:
@@ -78,6 +83,7 @@ class Context:
 
     def secret(self, setting: str, purpose: str) -> str:
         """An API key by the name of the app setting holding it; the value never leaves this call's caller."""
+        SecretRule.from_env(self.env).require(setting, purpose)
         value = (self.env.get(setting) or "").strip()
         if not value:
             raise SettingsError(f"app setting {setting!r} ({purpose}) is not set")
@@ -86,11 +92,17 @@ class Context:
                                 "check the secret exists and the app's identity may read it")
         return value
 
+    def outbound(self) -> OutboundRules:
+        """The host allow-list as the settings say now (re-read on every call: settings may change)."""
+        return OutboundRules.from_env(self.env)
+
     def bes(self, definition: ModelDefinition) -> BesClient:
+        self.outbound().require(definition.training.url, "bes", f"model {definition.name!r} training.url")
         key = self.secret(definition.training.key_setting, f"API key of model {definition.name!r}'s training service")
         return BesClient(definition.training.url, key, session=self.session, retry=self.retry)
 
     def updater(self, spec: EndpointSpec, *, arm_timeout: float = 300.0) -> EndpointUpdater:
+        self.outbound().require(spec.url, spec.kind, f"endpoint {spec.name!r} url")
         return updater_for(spec, secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
                            credential=self.credential, session=self.session, retry=self.retry,
                            arm_timeout=arm_timeout)

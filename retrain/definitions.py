@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from .endpoints import EndpointSpec
 from .errors import InvalidModelDefinition
+from .outbound import credential_problem
 from .policy import Policy
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -62,6 +63,16 @@ class ModelDefinition:
         return {"name": self.name, "description": self.description, "training": self.training.to_json(),
                 "endpoints": [_endpoint_json(e) for e in self.endpoints], "policy": self.policy.to_json(),
                 "data_prefix": self.data_prefix, "schedule": self.schedule}
+
+    def destinations(self) -> list[tuple[str, str, str]]:
+        """(field, service kind, URL) of every place this definition sends a credential or SAS."""
+        return [("training.url", "bes", self.training.url)] + [
+            (f"endpoints[{i}].url", e.kind, e.url) for i, e in enumerate(self.endpoints)]
+
+    def key_settings(self) -> list[tuple[str, str]]:
+        """(field, app setting name) of every secret this definition reads."""
+        return [("training.key_setting", self.training.key_setting)] + [
+            (f"endpoints[{i}].key_setting", e.key_setting) for i, e in enumerate(self.endpoints) if e.key_setting]
 
     @classmethod
     def from_json(cls, name: str, body: Any) -> "ModelDefinition":
@@ -133,9 +144,10 @@ def _http_url(value: Any, where: str, problems: list[str]) -> str:
     if not parsed or parsed.scheme not in ("http", "https") or not parsed.netloc:
         problems.append(f"{where}: an http(s) URL")
         return ""
-    if parsed.username or parsed.password or "key=" in (parsed.query or "").lower() \
-            or "sig=" in (parsed.query or "").lower():
-        problems.append(f"{where}: must not carry credentials; name an app setting in key_setting instead")
+    problem = credential_problem(value, where)
+    if problem:
+        problems.append(problem)
+        return ""
     return value
 
 
@@ -169,6 +181,10 @@ def _training(raw: Any, problems: list[str]) -> TrainingService | None:
         problems.append("training.global_parameters: an object of name -> value")
         params = {}
     params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+    for name, value in params.items():
+        problem = credential_problem(value, f"training.global_parameters[{name!r}]")
+        if problem:
+            problems.append(problem)
     baseline = raw.get("baseline_parameter", "Baseline model")
     data_param = raw.get("data_parameter")
     for key, value in (("baseline_parameter", baseline), ("data_parameter", data_param)):

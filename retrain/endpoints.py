@@ -14,6 +14,7 @@ from retrain.errors import (InvalidModelDefinition, PermanentServiceError, Provi
                             TransientServiceError, VerificationFailed)
 from retrain.http import RetryPolicy, new_session, redact_url, retry_after_seconds, scrub, send, trim
 from retrain.identity import ARM_SCOPE, StaticTokenCredential, arm_credential  # noqa: F401  (re-exported)
+from retrain.identity import arm_scope
 from retrain.locations import BlobLocation
 
 KINDS = ("classic", "arm")
@@ -251,7 +252,7 @@ class ArmWebService:
 
     def _bearer(self) -> str:
         if self._token is None or time.time() > self._token_expires - TOKEN_REFRESH_MARGIN:
-            token = self._credential.get_token(ARM_SCOPE)
+            token = self._credential.get_token(arm_scope(self.url))
             self._token, self._token_expires = token.token, float(token.expires_on)
         return self._token
 

@@ -34,6 +34,37 @@ class InvalidModelDefinition(RetrainError):
         return {"problems": self.problems}
 
 
+class DestinationNotAllowed(SettingsError):
+    """A URL would send a credential or SAS to a host the outbound rule does not allow (names the setting)."""
+
+    http_status = 400
+
+
+class SecretNotAllowed(SettingsError):
+    """A key setting's name does not follow the secret-setting rule; says the rule, never whether it exists."""
+
+    http_status = 400
+
+
+class Unauthenticated(RetrainError):
+    """App Service Authentication is on and the caller's principal header is missing its shape (401)."""
+
+    http_status = 401
+
+
+class Forbidden(RetrainError):
+    """The caller lacks the app role an action needs; the message names the role (403)."""
+
+    http_status = 403
+
+    def __init__(self, message: str, *, role: str):
+        self.role = role
+        super().__init__(message)
+
+    def details(self) -> dict:
+        return {"role": self.role}
+
+
 class UnknownModel(RetrainError):
     """No model is registered under that name."""
 

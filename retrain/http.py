@@ -31,6 +31,10 @@ is read when present; `code`/`detail_code`/`status` land on the exception):
 * retryable statuses and network failures once retries are spent -> `TransientServiceError`
 * any other 5xx -> `TransientServiceError` at once (not retried within the call)
 
+Redirects (3xx) are never followed: the call fails with `PermanentServiceError`
+(code `RedirectNotFollowed`), since following one would hand the `Authorization`
+header, or a body of SAS tokens (307/308 resend it), to a host nobody allowed.
+
 Secrets: request headers are never logged or put in messages; messages carry the
 URL without its query string, and any `sig=` value or bearer token the service
 echoes back is masked.
@@ -67,6 +71,8 @@ USER_AGENT = f"retrain-functions/1.0 python-requests/{requests.__version__}"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REFUSED_STATUSES = frozenset({429, 503})  # the service declined before acting: safe to resend even a create
 MAX_MESSAGE = 2000
+# Never followed: a redirect would carry the Authorization header or a body full of SAS tokens elsewhere.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # Indirection so unit tests can observe delays without sleeping.
 _sleep = time.sleep
@@ -112,7 +118,8 @@ def send(session: requests.Session, method: str, url: str, *, headers: Mapping[s
         failure: TransientServiceError
         retryable: bool
         try:
-            response = session.request(method, url, headers=dict(headers), json=json, timeout=timeout)
+            response = session.request(method, url, headers=dict(headers), json=json, timeout=timeout,
+                                       allow_redirects=False)
         except requests.RequestException as exc:
             not_sent = _surely_not_sent(exc)
             kind = "could not connect" if not_sent else ("timed out" if isinstance(exc, requests.Timeout)
@@ -121,6 +128,8 @@ def send(session: requests.Session, method: str, url: str, *, headers: Mapping[s
             retryable = idempotent or not_sent
         else:
             status = response.status_code
+            if status in REDIRECT_STATUSES:
+                raise redirect_refused(response, where)
             if status < 400:
                 if not expect_json or _is_json(response):
                     return response
@@ -160,6 +169,15 @@ def error_from_response(response: requests.Response, where: str,
     if status in RETRYABLE_STATUSES or status >= 500:
         return TransientServiceError(text, retry_after=retry_after_seconds(response), **kw)
     return PermanentServiceError(text, **kw)
+
+
+def redirect_refused(response: requests.Response, where: str) -> PermanentServiceError:
+    """A redirect is an error: credentials and SAS go only to the URL the definition names."""
+    target = urlsplit(response.headers.get("Location") or "")
+    to = target.netloc or "the same host"
+    return PermanentServiceError(f"{where} -> {response.status_code} redirect to {to}{target.path} not followed: "
+                                 "credentials are sent only to the URL the definition names",
+                                 status=response.status_code, code="RedirectNotFollowed")
 
 
 def parse_envelope(response: requests.Response) -> tuple[str | None, str | None, str | None]:

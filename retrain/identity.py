@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.identity import DefaultAzureCredential
@@ -14,6 +15,11 @@ STATIC_TOKEN_SETTING = "ARM_ACCESS_TOKEN"  # local/dev only: a fixed bearer toke
 
 _lock = threading.Lock()
 _credential: TokenCredential | None = None
+
+
+def arm_scope(url: str) -> str:
+    """The token scope of the ARM host `url` is on: a token is only ever good for the host it is sent to."""
+    return f"https://{urlsplit(url).netloc}/.default"
 
 
 class StaticTokenCredential:

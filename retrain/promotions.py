@@ -37,12 +37,14 @@ class Promotion:
     by: str = ""
     note: str = ""
     endpoints: dict = field(default_factory=dict)
+    actor: dict = field(default_factory=dict)  # a rollback's caller (principal.Actor.to_record()); all in audit
 
     def to_entity(self) -> dict:
         return {"PartitionKey": self.model, "RowKey": self.key, "FromRun": self.from_run or "",
                 "ToRun": self.to_run, "Location": json.dumps(self.location.to_record()),
                 "Reason": self.reason.value, "At": self.at, "By": self.by, "Note": self.note[:4000],
-                "Endpoints": json.dumps(self.endpoints, separators=(",", ":"))}
+                "Endpoints": json.dumps(self.endpoints, separators=(",", ":")),
+                "Actor": json.dumps(self.actor, separators=(",", ":"))}
 
     def index_entity(self) -> dict:
         return {**self.to_entity(), "RowKey": f"{TIME}{inverted(self.at)}~{self.key}", "Key": self.key}
@@ -51,7 +53,8 @@ class Promotion:
     def from_entity(cls, e: dict) -> "Promotion":
         return cls(e["PartitionKey"], e.get("Key") or e["RowKey"], e.get("FromRun") or None, e["ToRun"],
                    BlobLocation.from_record(json.loads(e["Location"])), Reason(e["Reason"]), e["At"],
-                   e.get("By", ""), e.get("Note", ""), json.loads(e.get("Endpoints") or "{}"))
+                   e.get("By", ""), e.get("Note", ""), json.loads(e.get("Endpoints") or "{}"),
+                   json.loads(e.get("Actor") or "{}"))
 
     def to_public(self) -> dict:
         from .views import promotion_view  # the API's shape lives with the other public views

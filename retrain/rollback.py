@@ -24,7 +24,7 @@ class RollbackResult:
 
 
 def rollback(ctx: Context, model: str, *, to_run: str | None = None, by: str = "api",
-             note: str = "") -> RollbackResult:
+             note: str = "", actor: dict | None = None) -> RollbackResult:
     """To the model that served before the current champion, or to a named run that was once promoted."""
     state = ctx.models.get(model)
     promoting = ctx.runs.list(model, limit=1000, status=Status.PROMOTING)
@@ -54,7 +54,7 @@ def rollback(ctx: Context, model: str, *, to_run: str | None = None, by: str = "
     promotion = Promotion(model=model, key=f"rollback-{now[:19].replace(':', '')}-{uuid.uuid4().hex[:6]}",
                           from_run=state.champion.run_id, to_run=target.to_run, location=target.location,
                           reason=Reason.ROLLBACK, at=now, by=by, note=note or f"rolled back by {by}",
-                          endpoints=outcomes)
+                          endpoints=outcomes, actor=actor or {})
     ctx.promotions.append(promotion)
     champion = ChampionRecord(target.to_run, target.location, dict(run.metrics) if run else {}, now)
     ctx.models.update(model, lambda m: replace(m, champion=champion))

@@ -71,6 +71,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "models/{model}/rollback", "rollback", api.rollback,
           "Point every endpoint back at an earlier model", {200: "RollbackResult"}, request="RollbackRequest",
           tag="history"),
+    Route("GET", "models/{model}/audit", "audit", api.audit, "Who did what to the model, newest first",
+          {200: "AuditPage"}, query=(LIMIT,), tag="history"),
     Route("GET", "skipped", "skipped", api.skipped, "Blobs no model claimed, newest first", {200: "SkippedPage"},
           query=(LIMIT, CONTINUATION), tag="history"),
     Route("GET", "openapi.json", "openapi_document", openapi, "This document", {200: "OpenApiDocument"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -30,6 +30,7 @@ from .runs import Run, Status, iso, parse_iso
 log = logging.getLogger("retrain")
 
 MAX_ATTEMPTS = 3  # BES submissions per run when the service loses a job
+MIN_SAS = timedelta(minutes=5)  # an endpoint needs a little time to read the model it is handed
 
 
 def handle(ctx: Context, step: Step, body: str | bytes) -> None:
@@ -158,8 +159,9 @@ def _data_unchanged(ctx: Context, run: Run) -> bool:
 
 
 def _job_request(ctx: Context, run: Run, model: ModelState) -> tuple[BatchJobRequest, dict, str]:
-    """Input by read-only SAS expiring with the run; outputs to run-and-attempt-specific blobs."""
-    expiry = parse_iso(run.deadline) + timedelta(minutes=10)
+    """Least privilege: read SAS for the input and the champion, create/write SAS for this attempt's two
+    output blobs only, every one expiring at the run's deadline (docs/security.md)."""
+    expiry = parse_iso(run.deadline)
     service = model.definition.training
     storage, out = ctx.storage, ctx.settings.output_container
     prefix = f"{run.model}/{run.run_id}/{run.attempt}"
@@ -254,6 +256,12 @@ def _evaluate(ctx: Context, run: Run, model: ModelState, message: StepMessage) -
                 metrics=evaluation.challenger, decision=record)
 
 
+def model_sas_expiry(ctx: Context, run: Run) -> datetime:
+    """The new model's read SAS for endpoints: MODEL_SAS_MINUTES, never past the run's deadline (but >= 5 min)."""
+    now = ctx.clock()
+    return min(now + ctx.settings.model_sas_lifetime, max(parse_iso(run.deadline), now + MIN_SAS))
+
+
 def _supersede_waiting(ctx: Context, newer: Run) -> None:
     """A newer passing run replaces older ones still waiting for approval."""
     for older in ctx.runs.list(newer.model, limit=1000, status=Status.AWAITING_APPROVAL):
@@ -270,8 +278,7 @@ def _supersede_waiting(ctx: Context, newer: Run) -> None:
 
 def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
     target = BlobLocation.from_record(run.outputs["model"])
-    expiry = ctx.clock() + ctx.settings.model_sas_lifetime
-    located = ctx.storage.located(target.container, target.blob_name, expiry=expiry)
+    located = ctx.storage.located(target.container, target.blob_name, expiry=model_sas_expiry(ctx, run))
     outcomes = dict(run.endpoints)
     transient: list[str] = []
     for spec in model.definition.endpoints:

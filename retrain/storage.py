@@ -56,8 +56,8 @@ class Storage:
         return BlobLocation(self.blob_base, f"{container}/{blob}")
 
     def sas(self, container: str, blob: str, *, expiry: datetime, write: bool = False) -> str:
-        """A SAS for one blob: read-only, or create+write for a job output; never stored or logged."""
-        permission = BlobSasPermissions(read=True, create=write, write=write)
+        """A SAS for one blob: read-only, or create+write (no read) for a job output; never stored or logged."""
+        permission = BlobSasPermissions(read=not write, create=write, write=write)
         start = datetime.now(timezone.utc) - timedelta(minutes=5)  # clock skew
         key = self.connection.account_key
         if key:

@@ -84,7 +84,8 @@ def promotion_view(promotion: Promotion) -> dict[str, Any]:
     return {"id": promotion.key, "model": promotion.model, "from_run": promotion.from_run,
             "to_run": promotion.to_run, "model_uri": promotion.location.uri, "reason": promotion.reason.value,
             "at": promotion.at, "by": promotion.by, "note": promotion.note,
-            "endpoints": {name: endpoint_outcome_view(o) for name, o in promotion.endpoints.items()}}
+            "endpoints": {name: endpoint_outcome_view(o) for name, o in promotion.endpoints.items()},
+            "actor": promotion.actor or None}
 
 
 def run_ended_view(record: RunEnded) -> dict[str, Any]:

@@ -22,6 +22,12 @@ param deploymentContainerName string
 @description('All app settings (name -> value).')
 param appSettings object
 
+@description('Client id of the Entra app registration Easy Auth validates tokens for (app/auth.bicep).')
+param authClientId string
+
+@description('Audience of the API tokens (api://<name>).')
+param authAudience string
+
 @allowed(['3.10', '3.11', '3.12'])
 param pythonVersion string = '3.11'
 
@@ -87,6 +93,42 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   resource settings 'config' = {
     name: 'appsettings'
     properties: appSettings
+  }
+
+  // App Service Authentication (Easy Auth): validates Entra ID tokens and hands the app the caller as
+  // X-MS-CLIENT-PRINCIPAL (stripping any the client sent). Anonymous requests still reach the host,
+  // whose function keys authorize automation; the app enforces the roles (RETRAIN_EASY_AUTH=true).
+  resource auth 'config' = {
+    name: 'authsettingsV2'
+    properties: {
+      platform: {
+        enabled: true
+      }
+      globalValidation: {
+        requireAuthentication: false
+        unauthenticatedClientAction: 'AllowAnonymous'
+      }
+      identityProviders: {
+        azureActiveDirectory: {
+          enabled: true
+          registration: {
+            clientId: authClientId
+            openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          }
+          validation: {
+            allowedAudiences: [
+              authAudience
+              authClientId
+            ]
+          }
+        }
+      }
+      login: {
+        tokenStore: {
+          enabled: false
+        }
+      }
+    }
   }
 }
 

@@ -11,6 +11,7 @@ import json
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -82,9 +83,9 @@ class World:
     def register(self, policy: dict | None = None, endpoints: list[dict] | None = None, **extra) -> ModelDefinition:
         if endpoints is None:
             name = f"ep{uuid.uuid4().hex[:8]}"
-            endpoints = [{"kind": "classic", "url": self.create_endpoint(name), "key_setting": "CHAIN_WS_TOKEN",
+            endpoints = [{"kind": "classic", "url": self.create_endpoint(name), "key_setting": "RETRAIN_SECRET_CHAIN_WS_TOKEN",
                           "resource_name": RESOURCE}]
-        body = {"training": {"url": self.bes_url, "key_setting": "CHAIN_BES_KEY"}, "endpoints": endpoints,
+        body = {"training": {"url": self.bes_url, "key_setting": "RETRAIN_SECRET_CHAIN_BES_KEY"}, "endpoints": endpoints,
                 "policy": policy if policy is not None else {"rules": [{"metric": "AUC", "min": 0.7}]}, **extra}
         definition = ModelDefinition.from_json(self.model, body)
         self.ctx.models.put(definition)
@@ -178,8 +179,8 @@ def new_world(azurite, chain_emulator) -> World:
     suffix = uuid.uuid4().hex[:8]
     env = {"RETRAIN_STORAGE": azurite.connection_string, "RETRAIN_TABLE_PREFIX": f"t{suffix}",
            "TRAINING_CONTAINER": f"train-{suffix}", "OUTPUT_CONTAINER": f"out-{suffix}",
-           "CHECK_INITIAL_DELAY_SECONDS": "0", "CHAIN_BES_KEY": TRAIN_KEY, "CHAIN_WS_TOKEN": WS_TOKEN,
-           "ARM_ACCESS_TOKEN": ARM_TOKEN}
+           "CHECK_INITIAL_DELAY_SECONDS": "0", "RETRAIN_SECRET_CHAIN_BES_KEY": TRAIN_KEY, "RETRAIN_SECRET_CHAIN_WS_TOKEN": WS_TOKEN,
+           "ARM_ACCESS_TOKEN": ARM_TOKEN, "ALLOWED_SERVICE_HOSTS": urlsplit(chain_emulator.url).netloc}
     ctx = Context.from_env(env, retry=RetryPolicy(attempts=2, backoff=0.05, max_backoff=0.2, budget=2.0)).ensure()
     requests.delete(f"{chain_emulator.url}/_admin/faults", timeout=10)
     world = World(ctx, chain_emulator)

@@ -52,7 +52,9 @@ class Operated:
 def start_host(world: World) -> DevHost:
     settings = {**world.ctx.env, "AzureWebJobsStorage": world.ctx.env["RETRAIN_STORAGE"],
                 "RETRAIN_SCHEDULE": "0 0 2 * * *", "SWEEP_SCHEDULE": "0 */5 * * * *", "CHECK_MAX_DELAY_SECONDS": "1",
-                "RETRAIN_SECRET_DASHBOARD_KEY": "test-dashboard-key"}
+                "RETRAIN_SECRET_DASHBOARD_KEY": "test-dashboard-key",
+                # App Service Authentication on; callers without a principal (the scenario, the CLI) hold both roles
+                "RETRAIN_EASY_AUTH": "true", "RETRAIN_FUNCTION_KEY_ROLES": "Retrain.Approver,Retrain.Admin"}
     set_context(None)  # the host's functions build their context from the app settings
     return DevHost("function_app", REPO, settings=settings, port=0, poll_interval=0.1, max_polling_interval=0.3)
 
@@ -61,8 +63,8 @@ def operate(world: World, host: DevHost) -> Operated:
     """Register a model that needs approval, promote two runs through approval, leave a third waiting."""
     world.model = MODEL
     endpoint = world.create_endpoint(f"op{world.ctx.settings.table_prefix[-6:]}")
-    definition = {"training": {"url": world.bes_url, "key_setting": "CHAIN_BES_KEY"},
-                  "endpoints": [{"kind": "classic", "url": endpoint, "key_setting": "CHAIN_WS_TOKEN",
+    definition = {"training": {"url": world.bes_url, "key_setting": "RETRAIN_SECRET_CHAIN_BES_KEY"},
+                  "endpoints": [{"kind": "classic", "url": endpoint, "key_setting": "RETRAIN_SECRET_CHAIN_WS_TOKEN",
                                  "resource_name": "Census Model [trained model]"}],
                   "policy": {"rules": [{"metric": "AUC", "min": 0.6, "min_improvement": None}],
                              "approval": {"required": True}}}

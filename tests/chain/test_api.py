@@ -19,8 +19,8 @@ def call(world, handler, method="GET", body=None, query=None, **route):
 
 
 def definition(world):
-    return {"training": {"url": world.bes_url, "key_setting": "CHAIN_BES_KEY"},
-            "endpoints": [{"kind": "classic", "url": world.create_endpoint("apiep"), "key_setting": "CHAIN_WS_TOKEN",
+    return {"training": {"url": world.bes_url, "key_setting": "RETRAIN_SECRET_CHAIN_BES_KEY"},
+            "endpoints": [{"kind": "classic", "url": world.create_endpoint("apiep"), "key_setting": "RETRAIN_SECRET_CHAIN_WS_TOKEN",
                            "resource_name": "Census Model [trained model]"}],
             "policy": {"rules": [{"metric": "AUC", "min": 0.7}]}}
 
@@ -29,7 +29,7 @@ def test_put_registers_a_model_and_get_shows_it_without_secrets(world):
     created = call(world, api.model, "PUT", definition(world))
     assert created.status == 201 and created.headers["Location"] == "/api/models/census"
     shown = call(world, api.model)
-    assert shown.status == 200 and shown.body["training"]["key_setting"] == "CHAIN_BES_KEY"
+    assert shown.status == 200 and shown.body["training"]["key_setting"] == "RETRAIN_SECRET_CHAIN_BES_KEY"
     text = json.dumps(shown.body)
     assert TRAIN_KEY not in text and WS_TOKEN not in text
     assert call(world, api.model, "PUT", definition(world)).status == 200  # redefining keeps state
@@ -37,9 +37,9 @@ def test_put_registers_a_model_and_get_shows_it_without_secrets(world):
 
 def test_registering_warns_about_key_settings_the_app_does_not_have(world):
     body = definition(world)
-    body["training"]["key_setting"] = "NOT_SET_ANYWHERE"
+    body["training"]["key_setting"] = "RETRAIN_SECRET_NOT_SET_ANYWHERE"
     response = call(world, api.model, "PUT", body)
-    assert response.status == 201 and "NOT_SET_ANYWHERE" in response.body["warnings"][0]
+    assert response.status == 201 and "RETRAIN_SECRET_NOT_SET_ANYWHERE" in response.body["warnings"][0]
 
 
 def test_list_models(world):

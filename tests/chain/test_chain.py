@@ -77,3 +77,34 @@ def test_no_secret_reaches_table_storage_or_the_logs(world, pump, caplog):
     for secret in (TRAIN_KEY, WS_TOKEN, "sig=", "AccountKey", DEV_KEY):
         assert secret not in stored, secret
         assert secret not in caplog.text, secret
+
+
+def test_the_job_gets_least_privilege_sas_that_end_with_the_run(world, pump):
+    """Read for the input and the champion, create/write for this attempt's outputs, all until the deadline."""
+    from urllib.parse import parse_qs
+
+    from retrain import steps
+    from retrain.runs import parse_iso
+
+    world.register()
+    first = world.land("census/one.csv", good_data())
+    pump.run()
+    assert world.run(first.run_id).status is Status.PROMOTED
+    second = world.land("census/two.csv", good_data(seed=5))
+    run, model = world.run(second.run_id), world.ctx.models.get(world.model)
+    request, _, baseline = steps._job_request(world.ctx, run, model)
+    deadline = parse_iso(run.deadline).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def sas(location) -> dict:
+        return {k: v[0] for k, v in parse_qs(location.sas_token.lstrip("?")).items()}
+
+    [data] = request.inputs.values()
+    champion = request.global_parameters["Baseline model"]
+    reads = [sas(data), {k: v[0] for k, v in parse_qs(champion.split("?", 1)[1]).items()}]
+    writes = [sas(o) for o in request.outputs.values()]
+    assert baseline == first.run_id and len(writes) == 2
+    assert all(s["sp"] == "r" and s["sr"] == "b" and s["se"] == deadline for s in reads)
+    assert all(s["sp"] == "cw" and s["sr"] == "b" and s["se"] == deadline for s in writes)
+    assert {o.relative_location for o in request.outputs.values()} == {
+        f"{world.ctx.settings.output_container}/{world.model}/{run.run_id}/{run.attempt}/{n}"
+        for n in ("model.ilearner", "evaluation.csv")}

@@ -151,6 +151,7 @@ def test_the_app_serves_its_openapi_document_and_answers_match_it(operated):
     check(f"/api/models/{MODEL}/runs/{operated.promoted[0]}", "Run")
     check(f"/api/models/{MODEL}/promotions", "PromotionPage")
     check("/api/skipped", "SkippedPage")
+    check(f"/api/models/{MODEL}/audit", "AuditPage")
     check("/api/models/nosuch", "Error", 404)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -127,6 +128,42 @@ def test_a_form_posted_without_its_csrf_token_is_refused(operated):
                            data={"confirm": "yes", "csrf_token": "1.deadbeef"}, timeout=10)
     assert forged.status_code == 403
     assert requests.get(operated.api, timeout=10).json()["champion"]["run_id"] == before
+
+
+def test_the_signed_in_caller_needs_the_role_and_is_recorded_on_a_rollback(operated):
+    # Easy Auth's front end cannot run here: its principal header is set by hand, as it would set it.
+    from retrain.principal import APPROVER, encode_principal
+
+    def principal(name: str, *roles: str) -> dict:
+        claims = [("oid", f"oid-{name}"), ("preferred_username", name)] + [("roles", r) for r in roles]
+        return {"X-MS-CLIENT-PRINCIPAL": encode_principal(claims)}
+
+    def rollback_as(headers: dict) -> requests.Response:
+        form = requests.get(f"{operated.host.url}/api/dashboard/models/{MODEL}/rollback", headers=headers, timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        return requests.post(f"{operated.host.url}/api/dashboard/models/{MODEL}/rollback", headers=headers,
+                             data={"csrf_token": token, "confirm": "yes", "note": "by hand"}, allow_redirects=False,
+                             timeout=60)
+
+    reader = rollback_as(principal("reader@contoso.com"))
+    assert reader.status_code == 403 and "Retrain.Approver" in reader.text
+    approver = rollback_as(principal("ops@contoso.com", APPROVER))
+    assert approver.status_code == 303, approver.text
+    history = requests.get(f"{operated.api}/promotions", timeout=10).json()["promotions"]
+    assert history[0]["reason"] == "rollback" and history[0]["by"].startswith("ops@contoso.com")
+    audit = requests.get(f"{operated.api}/audit", timeout=10).json()["audit"]
+    assert audit[0]["action"] == "rollback" and audit[0]["by"]["name"] == "ops@contoso.com"
+
+
+def test_a_token_issued_to_one_caller_is_refused_for_another(operated):
+    from retrain.principal import encode_principal
+
+    alice = {"X-MS-CLIENT-PRINCIPAL": encode_principal([("oid", "a"), ("preferred_username", "alice")])}
+    page = requests.get(f"{operated.host.url}/api/dashboard/models/{MODEL}/rollback", headers=alice, timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    answer = requests.post(f"{operated.host.url}/api/dashboard/models/{MODEL}/rollback",
+                           data={"csrf_token": token, "confirm": "yes"}, timeout=10)  # no principal: someone else
+    assert answer.status_code == 403 and "security token" in answer.text
 
 
 def test_pages_are_html_and_static_files_carry_their_type_and_cache(operated):

@@ -62,7 +62,7 @@ def test_a_garbled_answer_is_not_taken_for_a_result(world, pump):
 
 def test_a_wrong_api_key_fails_the_run_without_revealing_any_key(world, pump):
     world.register()
-    world.ctx.env = {**world.ctx.env, "CHAIN_BES_KEY": "not-the-key"}
+    world.ctx.env = {**world.ctx.env, "RETRAIN_SECRET_CHAIN_BES_KEY": "not-the-key"}
     run = world.land("census/key.csv", good_data())
     pump.run()
     run = world.run(run.run_id)
@@ -73,16 +73,16 @@ def test_a_wrong_api_key_fails_the_run_without_revealing_any_key(world, pump):
 
 def test_a_missing_key_setting_is_named_in_the_failure(world, pump):
     world.register()
-    world.ctx.env = {k: v for k, v in world.ctx.env.items() if k != "CHAIN_BES_KEY"}
+    world.ctx.env = {k: v for k, v in world.ctx.env.items() if k != "RETRAIN_SECRET_CHAIN_BES_KEY"}
     run = world.land("census/nokey.csv", good_data())
     pump.run()
     run = world.run(run.run_id)
-    assert run.status is Status.FAILED and "CHAIN_BES_KEY" in run.reason
+    assert run.status is Status.FAILED and "RETRAIN_SECRET_CHAIN_BES_KEY" in run.reason
 
 
 def test_an_endpoint_with_a_wrong_resource_name_fails_the_promotion_and_keeps_the_champion(world, pump):
     url = world.create_endpoint("wrongname")
-    world.register(endpoints=[{"kind": "classic", "url": url, "key_setting": "CHAIN_WS_TOKEN",
+    world.register(endpoints=[{"kind": "classic", "url": url, "key_setting": "RETRAIN_SECRET_CHAIN_WS_TOKEN",
                                "resource_name": "No Such Model [trained model]"}])
     run = world.land("census/wrong.csv", good_data())
     pump.run()

@@ -43,7 +43,8 @@ def trigger(functions, name) -> dict:
 def test_the_app_declares_exactly_these_functions(functions):
     assert set(functions) == {"on_training_data", "scheduled_retrain", "sweep_runs", "submit_job", "check_job",
                               "evaluate_run", "promote_model", "list_models", "model", "retrain", "list_runs",
-                              "get_run", "run_action", "promotions", "rollback", "skipped"}
+                              "get_run", "run_action", "promotions", "rollback", "audit", "skipped",
+                              "openapi_document", "dashboard"}
 
 
 def test_the_blob_trigger_watches_the_training_container_through_event_grid(functions):
@@ -74,7 +75,8 @@ def test_http_routes_and_methods(functions):
         "get_run": ("models/{model}/runs/{run}", ["GET"]),
         "run_action": ("models/{model}/runs/{run}/{action}", ["POST"]),
         "promotions": ("models/{model}/promotions", ["GET"]), "rollback": ("models/{model}/rollback", ["POST"]),
-        "skipped": ("skipped", ["GET"])}
+        "audit": ("models/{model}/audit", ["GET"]), "skipped": ("skipped", ["GET"]),
+        "openapi_document": ("openapi.json", ["GET"]), "dashboard": ("dashboard/{*path}", ["GET", "POST"])}
     assert {trigger(functions, n)["authLevel"] for n in routes} == {"FUNCTION"}
 
 
@@ -125,3 +127,25 @@ def test_http_functions_speak_json(host_context):
     bad = user_function(function_app.model)(func.HttpRequest("PUT", "/api/models/census", body=b"{oops",
                                                              route_params={"model": "census"}))
     assert bad.status_code == 400 and "not valid JSON" in json.loads(bad.get_body())["error"]["message"]
+
+
+def test_http_functions_pass_the_principal_header_through(host_context):
+    """Easy Auth's front end cannot run here: the test sets the header it would set."""
+    from retrain.principal import encode_principal
+
+    world = host_context
+    world.ctx.env = {**world.ctx.env, "RETRAIN_EASY_AUTH": "true"}
+    route = {"model": "census"}
+    body = json.dumps({"training": {"url": world.bes_url, "key_setting": "RETRAIN_SECRET_CHAIN_BES_KEY"}}).encode()
+    refused = user_function(function_app.model)(func.HttpRequest("PUT", "/api/models/census", body=body,
+                                                                 route_params=route))
+    assert refused.status_code == 403 and "Retrain.Admin" in json.loads(refused.get_body())["error"]["message"]
+    admin = encode_principal([("oid", "oid-1"), ("preferred_username", "ada@contoso.com"), ("roles", "Retrain.Admin")])
+    accepted = user_function(function_app.model)(func.HttpRequest("PUT", "/api/models/census", body=body,
+                                                                  route_params=route,
+                                                                  headers={"X-MS-CLIENT-PRINCIPAL": admin}))
+    assert accepted.status_code == 201
+    audit = user_function(function_app.audit)(func.HttpRequest("GET", "/api/models/census/audit", body=b"",
+                                                               route_params=route))
+    [entry] = json.loads(audit.get_body())["audit"]
+    assert entry["action"] == "create" and entry["by"]["name"] == "ada@contoso.com" and entry["by"]["kind"] == "user"

@@ -190,7 +190,7 @@ def test_a_failed_arm_provisioning_fails_the_promotion_and_keeps_the_champion(wo
 
 def test_three_endpoints_one_failing_then_recovering_on_retry(world, pump):
     urls = [world.create_endpoint(f"cust{i}") for i in range(2)]
-    world.register(endpoints=[{"kind": "classic", "url": u, "key_setting": "CHAIN_WS_TOKEN", "resource_name": RESOURCE}
+    world.register(endpoints=[{"kind": "classic", "url": u, "key_setting": "RETRAIN_SECRET_CHAIN_WS_TOKEN", "resource_name": RESOURCE}
                               for u in urls] + [{"kind": "arm", "url": arm_url(world), "resource_name": RESOURCE}])
     world.ctx.settings = replace(world.ctx.settings, transient_retry_limit=1)
     world.inject(method="PATCH", path="/endpoints/cust1$", status=503, count=200)

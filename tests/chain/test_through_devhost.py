@@ -27,8 +27,8 @@ def host(world):
 def test_a_promoted_and_a_rejected_retrain_change_predictions_only_when_promoted(world, host):
     api = f"{host.url}/api/models/{world.model}"
     endpoint = world.create_endpoint("e2e")
-    definition = {"training": {"url": world.bes_url, "key_setting": "CHAIN_BES_KEY"},
-                  "endpoints": [{"kind": "classic", "url": endpoint, "key_setting": "CHAIN_WS_TOKEN",
+    definition = {"training": {"url": world.bes_url, "key_setting": "RETRAIN_SECRET_CHAIN_BES_KEY"},
+                  "endpoints": [{"kind": "classic", "url": endpoint, "key_setting": "RETRAIN_SECRET_CHAIN_WS_TOKEN",
                                  "resource_name": "Census Model [trained model]"}],
                   "policy": {"rules": [{"metric": "AUC", "min": 0.7, "min_improvement": 0.0}]}}
     assert requests.put(api, json=definition, timeout=10).status_code == 201
@@ -59,3 +59,26 @@ def test_a_promoted_and_a_rejected_retrain_change_predictions_only_when_promoted
     assert predict() != before
     assert [p["to_run"] for p in requests.get(f"{api}/promotions", timeout=10).json()["promotions"]] == \
         [second["run_id"], first["run_id"]]
+
+
+def test_devhost_passes_the_principal_header_through_to_the_app(world):
+    """Easy Auth's front end cannot run here: the test sends the header it would set."""
+    from retrain.principal import encode_principal
+
+    settings = {**world.ctx.env, "AzureWebJobsStorage": world.ctx.env["RETRAIN_STORAGE"],
+                "RETRAIN_SCHEDULE": "0 0 2 * * *", "SWEEP_SCHEDULE": "0 */5 * * * *", "RETRAIN_EASY_AUTH": "true"}
+    definition = {"training": {"url": world.bes_url, "key_setting": "RETRAIN_SECRET_CHAIN_BES_KEY"}}
+    admin = encode_principal([("oid", "oid-ada"), ("preferred_username", "ada@contoso.com"),
+                              ("roles", "Retrain.Admin")])
+    set_context(None)
+    try:
+        with DevHost("function_app", REPO, settings=settings, port=0, poll_interval=0.1) as running:
+            api = f"{running.url}/api/models/{world.model}"
+            refused = requests.put(api, json=definition, timeout=10)
+            assert refused.status_code == 403 and refused.json()["error"]["role"] == "Retrain.Admin"
+            accepted = requests.put(api, json=definition, headers={"X-MS-CLIENT-PRINCIPAL": admin}, timeout=10)
+            assert accepted.status_code == 201, accepted.text
+            [entry] = requests.get(f"{api}/audit", timeout=10).json()["audit"]
+            assert entry["by"]["name"] == "ada@contoso.com" and entry["action"] == "create"
+    finally:
+        set_context(None)

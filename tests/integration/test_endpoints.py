@@ -303,13 +303,20 @@ def test_arm_api_version_is_added_when_absent_and_kept_when_present(emulator_wor
 
 # --- credentials and wiring ---------------------------------------------------------------------
 
-def test_production_credential_asks_for_the_arm_scope_and_is_reused(emulator_world, production_identity, new_model):
+def test_production_credential_asks_for_the_scope_of_the_arm_host_and_is_reused(emulator_world, production_identity,
+                                                                               new_model):
+    """A token is asked for the host it is sent to: management.azure.com's scope in Azure, the emulator's here."""
+    from urllib.parse import urlsplit
+
+    from retrain.identity import arm_scope
+
     spec = arm_spec(emulator_world)
     updater = updater_for(spec, secret=lambda name: pytest.fail("ARM needs no key"), credential=arm_credential)
     model = new_model()
     assert updater.update(model).served == model.uri  # several ARM calls, one token
     assert len(production_identity.instances) == 1
-    assert production_identity.instances[0].scopes == [(ARM_SCOPE,)]
+    assert production_identity.instances[0].scopes == [(f"https://{urlsplit(spec.url).netloc}/.default",)]
+    assert arm_scope("https://management.azure.com/subscriptions/s/resourceGroups/rg") == ARM_SCOPE
     assert arm_credential() is production_identity.instances[0]  # one per process
 
 

@@ -489,7 +489,7 @@ def test_containers_and_tables_match_the_settings():
 
     context = (ROOT / "retrain" / "context.py").read_text(encoding="utf-8")
     suffixes = set(re.findall(r"f\"\{prefix\}(\w+)\"", context))
-    assert suffixes == {"models", "runs", "promotions", "skipped"}, "retrain/context.py table names changed shape"
+    assert suffixes == {"models", "runs", "promotions", "skipped", "audit"}, "retrain/context.py table names changed shape"
     tables = set(storage_module_param("tableNames"))
     assert tables == {env["RETRAIN_TABLE_PREFIX"] + s for s in suffixes}
     assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", t) for t in tables), f"invalid table names {tables}"
@@ -569,7 +569,9 @@ def test_bicep_brackets_balance_and_api_versions_are_pinned(path):
         raise AssertionError(f"{path.name}: unclosed bracket at line {line}")
     assert bicep.masked.count("'") % 2 == 0, f"{path.name}: unterminated string"
     for m in re.finditer(r"(?m)^resource\s+\w+\s+'([^']+)'", bicep.text):
-        assert re.fullmatch(r"[\w.]+/[\w./]+@\d{4}-\d{2}-\d{2}(-preview)?", m.group(1)), f"{path.name}: {m.group(1)}"
+        # Microsoft Graph extension types are versioned by Graph API version (v1.0), the rest by date.
+        assert re.fullmatch(r"[\w.]+/[\w./]+@\d{4}-\d{2}-\d{2}(-preview)?|Microsoft\.Graph/\w+@v1\.0",
+                            m.group(1)), f"{path.name}: {m.group(1)}"
 
 
 def test_modules_get_the_params_they_declare_and_expose_the_outputs_used():
@@ -792,3 +794,35 @@ def test_requirements_are_pinned_runtime_dependencies():
     dev_only = {normalized(re.split(r"[=<>!~\[; ]", line, 1)[0])
                 for line in requirement_lines(ROOT / "requirements-dev.txt") if not line.startswith("-")}
     assert not names & dev_only, f"requirements.txt deploys dev-only packages {sorted(names & dev_only)}"
+
+
+# --- identity and the trust boundary ------------------------------------------------------------------
+
+def test_ml_key_setting_names_follow_the_secret_rule():
+    from retrain.secrets import SecretRule
+
+    rule = SecretRule.from_env(resolved_settings())
+    refused = [p for p in (rule.problem(n, "mlKeySettingNames") for n in ml_key_setting_names()) if p]
+    assert not refused, refused
+    assert not rule.problems(("sample", n) for n in sample_values() if n.startswith("RETRAIN_SECRET_")), \
+        "local.settings.sample.json"
+
+
+def test_easy_auth_is_on_and_declares_the_roles_the_app_enforces():
+    from retrain.principal import AUTH_SETTING, KEY_ROLES_SETTING, ROLES
+
+    settings = app_settings()
+    assert literal(settings[AUTH_SETTING], {}) == "true", f"infra/main.bicep must set {AUTH_SETTING}"
+    assert KEY_ROLES_SETTING in settings
+    auth = Bicep.load(INFRA / "app" / "auth.bicep").text
+    declared = set(re.findall(r"(?m)^\s*value:\s*'([^']+)'", auth))
+    assert declared == set(ROLES), f"infra/app/auth.bicep declares app roles {sorted(declared)}, the app uses {ROLES}"
+    function = Bicep.load(INFRA / "app" / "function.bicep").text
+    assert "name: 'authsettingsV2'" in function
+    # Function keys must still reach the host (automation), so Easy Auth lets anonymous requests through
+    # and the app enforces roles itself.
+    assert re.search(r"unauthenticatedClientAction:\s*'AllowAnonymous'", function)
+    assert re.search(r"requireAuthentication:\s*false", function)
+    _, params = Bicep.load(MAIN).modules()["functionApp"]
+    assert params["authClientId"] == "auth.outputs.clientId"
+    assert json.loads((INFRA / "bicepconfig.json").read_text())["extensions"]["microsoftGraphV1"].startswith("br:")

@@ -9,10 +9,10 @@ from retrain.models import ModelDefinition
 def valid(**overrides):
     body = {
         "training": {"url": "https://ussouthcentral.services.azureml.net/workspaces/ws/services/svc",
-                     "key_setting": "CENSUS_BES_KEY"},
+                     "key_setting": "RETRAIN_SECRET_CENSUS_BES_KEY"},
         "endpoints": [{"kind": "classic",
                        "url": "https://management.azureml.net/workspaces/ws/webservices/svc/endpoints/ep1",
-                       "key_setting": "CENSUS_EP_KEY", "resource_name": "Census Model [trained model]"}],
+                       "key_setting": "RETRAIN_SECRET_CENSUS_EP_KEY", "resource_name": "Census Model [trained model]"}],
         "policy": {"rules": [{"metric": "AUC", "min": 0.7}]},
     }
     body.update(overrides)
@@ -54,7 +54,7 @@ def test_refuses_an_inline_api_key_and_says_where_it_belongs():
 def test_refuses_credentials_in_urls():
     body = valid()
     body["training"]["url"] += "?sig=abc"
-    assert any("credentials" in p for p in problems_of(body))
+    assert any("must not carry a credential (sig=...)" in p for p in problems_of(body))
 
 
 def test_reports_every_problem_at_once():

@@ -1,0 +1,53 @@
+"""Who did what to a model, append-only: every approve, reject, cancel, retry, rollback and model change."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from azure.data.tables import TableClient
+
+from .principal import Actor
+
+_NEVER = 10 ** 13  # inverted milliseconds keep the newest row first in the partition
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    model: str
+    action: str  # "define", "approve", "reject", "cancel", "retry", "rollback"
+    actor: Actor
+    at: str
+    target: str = ""  # the run id, or the promotion id of a rollback
+    key: str = ""
+
+    def to_public(self) -> dict:
+        return {"action": self.action, "at": self.at, "target": self.target or None, "by": self.actor.to_record()}
+
+
+class AuditLog:
+    """The `{prefix}audit` table, one partition per model, newest first."""
+
+    def __init__(self, table: TableClient):
+        self.table = table
+
+    def record(self, model: str, action: str, actor: Actor, at: datetime, target: str = "") -> None:
+        key = f"{_NEVER - int(at.timestamp() * 1000):013d}-{uuid.uuid4().hex[:8]}"
+        self.table.create_entity({"PartitionKey": model, "RowKey": key, "Action": action, "At": at.isoformat(),
+                                  "Target": target, "Actor": json.dumps(actor.to_record(), separators=(",", ":"))})
+
+    def recent(self, model: str, limit: int = 100) -> list[AuditEntry]:
+        rows = self.table.query_entities("PartitionKey eq @model", parameters={"model": model},
+                                         results_per_page=min(limit, 1000))
+        entries = []
+        for row in rows:
+            actor = json.loads(row.get("Actor") or "{}")
+            entries.append(AuditEntry(row["PartitionKey"], row.get("Action", ""), Actor(
+                actor.get("kind", ""), actor.get("id", ""), actor.get("name", ""), actor.get("provider", ""),
+                frozenset(actor.get("roles") or ()), actor.get("note", "")), row.get("At", ""),
+                row.get("Target", ""), row["RowKey"]))
+            if len(entries) >= limit:
+                break
+        return entries
