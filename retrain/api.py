@@ -212,7 +212,10 @@ def run_action(ctx: Context, request: ApiRequest) -> ApiResponse:
 
 
 def _run_id(request: ApiRequest) -> str:
-    run_id = request.route.get("run", "")
+    return check_run_id(request.route.get("run", ""))
+
+
+def check_run_id(run_id: str) -> str:
     if not run_id.isalnum() or len(run_id) > 64:
         raise BadRequest(f"run id {run_id!r} is not a run id")
     return run_id

@@ -210,7 +210,7 @@ class _Page:
                            refresh=active is not None and not active.terminal, done=self.request.query.get("done"))
 
     def run(self, name: str, run_id: str, *, fragment: bool = False) -> WebResponse:
-        run = self.ctx.runs.get(name, api._run_id(api.ApiRequest("GET", {"run": run_id})))
+        run = self.ctx.runs.get(name, api.check_run_id(run_id))
         view = views.run_view(run)
         values = dict(run=view, timeline=timeline(run), actions=available_actions(run),
                       refresh=not run.terminal and run.status is not Status.AWAITING_APPROVAL,

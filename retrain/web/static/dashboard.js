@@ -63,11 +63,12 @@
     }, 2000);
   }
 
-  function refreshOverview() {
-    if (document.querySelector('noscript') && document.querySelector('.cards') && document.querySelector('.s-running, .s-queued, .s-evaluating, .s-promoting')) {
+  function refreshPage() {
+    // Pages other than a run's (which swaps its own fragment) reload while a run is active.
+    if (document.body.dataset.refresh === "true" && !document.getElementById("run-live")) {
       setTimeout(function () { window.location.reload(); }, 5000);
     }
   }
 
-  document.addEventListener("DOMContentLoaded", function () { drawTrend(); refreshRun(); refreshOverview(); });
+  document.addEventListener("DOMContentLoaded", function () { drawTrend(); refreshRun(); refreshPage(); });
 })();
