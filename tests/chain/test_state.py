@@ -260,7 +260,7 @@ def test_cancelling_twice_writes_one_record(world):
     assert call(world, api.run_action, "POST", run=run.run_id, action="cancel").status == 200
     assert call(world, api.run_action, "POST", run=run.run_id, action="cancel").status == 409
     [record] = ended_records(world, run.run_id)
-    assert record.status is Status.CANCELLED and record.reason == "cancelled by api"
+    assert record.status is Status.CANCELLED and record.reason == "cancelled by function key"
 
 
 def test_a_skipped_blob_of_a_known_model_writes_one_record_however_often_it_fires(world):
