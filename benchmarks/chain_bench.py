@@ -81,14 +81,18 @@ RESOURCE = "Bench Model [trained model]"
 MINIMUM = [
     ("blob properties", 2, "trigger binding reads ETag+size (1); submit re-checks the ETag before training (1)"),
     ("blob download", 1, "evaluate reads the Evaluate Model CSV"),
-    ("table models query", 1, "trigger: which model's data_prefix owns the blob (returns the row and its ETag)"),
-    ("table models get", 4, "each step loads the definition/champion once; admission can CAS on the query's ETag"),
+    ("table models query", 1, "trigger: the prefix index rows for the blob's directories (owner lookup, O(1) in models)"),
+    ("table models get", 5, "trigger: the owner's row (its ETag serves admission); each step loads the "
+                            "definition/champion once"),
     ("table models update", 3, "CAS: admission (active_run), champion pointer, release of the active slot"),
-    ("table runs insert", 1, "insert-only creation is the dedup"),
+    ("table batch", 7, "entity-group transactions (one request each): run creation with its time and status "
+                       "index rows (the dedup); each status change with its status index row (queued, running, "
+                       "evaluating, promoting); the ending with its run-ended record; the promotions row with "
+                       "its newest-first copy"),
     ("table runs get", 4, "each step loads the run with its ETag"),
-    ("table runs update", 6, "If-Match per state change (queued, running, evaluating, promoting, promoted) "
-                             "+ job id recorded before start"),
-    ("table promotions insert", 1, "the history row"),
+    ("table runs update", 2, "job id recorded before start (If-Match); the open-run index row, written before "
+                             "the run exists (another partition)"),
+    ("table runs delete", 1, "the open-run index row, removed after the run ended"),
     ("queue send", 4, "one message per step: submit, check, evaluate, promote"),
     ("queue receive", 4, "host side: each message received once (a batch GET may carry several)"),
     ("queue receive (empty)", 0, "host side: idle polling, set by the poll interval, not by the chain"),
@@ -107,7 +111,8 @@ CAUSES = {
                         "re-reads once more",
     "table models update": "lost CAS races on the model row (412 below: trigger admission vs a step's "
                            "champion/release write) are retried; a pending admission writes pending_run (+1)",
-    "table models query": "owner_of lists every model per blob event (a query); more than 1 means repeated lookups",
+    "table models query": "owner_of queries the prefix index once per 7 directory levels of the blob name",
+    "table batch": "pending runs (burst feed): superseded runs end in a transaction too; lost races retried",
     "table runs get": "pending runs (burst feed): admission's is_finished reads the active run and the pending "
                       "one, release re-reads the run it hands the slot to; lost races re-get the run",
     "table runs update": "pending runs (burst feed): the 'waiting for run ...' reason (chain._save_quietly), "
@@ -178,8 +183,10 @@ class StorageCounter:
             if name == "Tables":
                 return "table admin"
             table = name[len(self.table_prefix):] if name.startswith(self.table_prefix) else name
+            if name == "$batch":
+                return "table batch"  # an entity-group transaction: the table is inside the body
             if method == "POST":
-                op = "batch" if name == "$batch" else "insert"
+                op = "insert"
             elif method == "GET":
                 op = "get" if args and "PartitionKey" in args else "query"
             else:

@@ -3,7 +3,7 @@
 Run: `.venv/bin/python benchmarks/emulator_bench.py [--rows 1000000] [--learner logistic_regression]`.
 
 It generates a binary dataset (18 numeric + 2 categorical features), starts its own Azurite and
-studio_emulator (`devhost.world`), uploads the CSV, trains it through BES (submit, start, poll)
+emulators.studio (`devhost.world`), uploads the CSV, trains it through BES (submit, start, poll)
 and, in a fresh child process, fits the same pipeline directly (read CSV, hold-out split, fit).
 The job's peak RSS comes from the emulator's `/_debug/jobs/{id}` route (the job process's
 ru_maxrss); the emulator's process tree is also sampled with psutil while the job runs. Then it
@@ -161,7 +161,7 @@ def workspace_config(directory: Path, initial_model: Path, learner: str, connect
 
 def initial_model(path: Path, directory: Path) -> Path:
     """A small model of the same schema for the predictive service to start with."""
-    from studio_emulator.training import Recipe, train
+    from emulators.training.training import Recipe, train
 
     head = pd.read_csv(path, nrows=2000).to_csv(index=False).encode()
     model = directory / "initial.ilearner"

@@ -1,6 +1,6 @@
 """An instant stand-in for the ML service, so that chain_bench's figures measure the chain, not training.
 
-The real local ML service (`studio_emulator`) trains in a child process per job (about a second);
+The real local ML service (`emulators.studio`) trains in a child process per job (about a second);
 this one "trains" in no time: a job is Finished the moment it is started. It speaks exactly the
 wire contract the app uses (docs: /work/shared/reference/studio-classic-api.md), nothing more:
 

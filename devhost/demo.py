@@ -1,6 +1,6 @@
 """The demo: data lands, a model is retrained, evaluated, promoted or rejected, and predictions change.
 
-`./dev demo` starts Azurite, the local ML service (studio_emulator) and the Functions app (devhost),
+`./dev demo` starts Azurite, the local ML service (emulators.studio) and the Functions app (devhost),
 registers a model through the app's HTTP API, uploads three datasets into the watched container and
 follows each run, printing the gate's decision and a prediction from the endpoint after each step,
 then rolls back once and stops everything it started.
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, ignore_errors=True)
-        print("Starting the local world (Azurite, studio_emulator, devhost)...", flush=True)
+        print("Starting the local world (Azurite, emulators.studio, devhost)...", flush=True)
         azurite = Azurite.start()
         stack.callback(azurite.stop)
         config = work / "workspace.json"
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(host.stop)
         demo = Demo(emulator, host, azurite.connection_string)
         demo.say(f"  Azurite          blob {azurite.blob_port}, queue {azurite.queue_port}, table {azurite.table_port}")
-        demo.say(f"  studio_emulator  {emulator.url}  (workspace {WS!r}: BES, RRS, endpoint management)")
+        demo.say(f"  emulators.studio  {emulator.url}  (workspace {WS!r}: BES, RRS, endpoint management)")
         demo.say(f"  Functions app    {host.url}/api  ({len(host.functions)} functions via devhost)")
         demo.say(f"  Dashboard        {host.url}/api/dashboard   (OpenAPI: {host.url}/api/openapi.json)")
 

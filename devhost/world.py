@@ -1,4 +1,4 @@
-"""The local world's servers (Azurite, studio_emulator) as child processes on loopback, stopped by PID."""
+"""The local world's servers (Azurite, emulators.studio, emulators.azureml) as child processes on loopback, stopped by PID."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ class Azurite:
 
 @dataclass
 class Emulator:
-    """studio_emulator (`python -m studio_emulator`) serving one workspace config."""
+    """emulators.studio (`python -m emulators.studio`) serving one workspace config."""
 
     port: int
     config: Path
@@ -142,7 +142,7 @@ class Emulator:
               workers: int | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> "Emulator":
         port = port or free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "studio_emulator", "--config", str(config),
+        args = [sys.executable, "-m", "emulators.studio", "--config", str(config),
                 "--host", LOOPBACK, "--port", str(port), "--data-dir", str(data_dir)]
         if faults:
             args.append("--enable-faults")
@@ -157,7 +157,7 @@ class Emulator:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise WorldError(f"studio_emulator exited with {proc.returncode}:\n{_tail(log)}")
+                raise WorldError(f"emulators.studio exited with {proc.returncode}:\n{_tail(log)}")
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
@@ -165,7 +165,7 @@ class Emulator:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise WorldError(f"studio_emulator not ready after {timeout:.0f}s:\n{_tail(log)}")
+                raise WorldError(f"emulators.studio not ready after {timeout:.0f}s:\n{_tail(log)}")
             time.sleep(0.1)
 
     def restart(self) -> "Emulator":
@@ -173,6 +173,79 @@ class Emulator:
         self.stop()
         return Emulator.start(self.config, self.data_dir, port=self.port, env=self.env,
                               faults="--enable-faults" in (self.process.args if self.process else []))
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+AZUREML_EXAMPLE_CONFIG = REPO / "examples" / "azureml" / "workspace.yaml"
+
+
+@dataclass
+class AzureML:
+    """emulators.azureml (`python -m emulators.azureml`) over HTTPS; `ca` is the CA file clients must trust."""
+
+    port: int
+    config: Path
+    data_dir: Path
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    options: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"https://{LOOPBACK}:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        """The generated CA certificate (use as REQUESTS_CA_BUNDLE or `verify=`)."""
+        return self.data_dir / "tls" / "ca.pem"
+
+    @classmethod
+    def start(cls, config: Path = AZUREML_EXAMPLE_CONFIG, data_dir: Path | None = None, port: int | None = None,
+              faults: bool = False, workers: int | None = None, provisioning_seconds: float | None = None,
+              timeout: float = 60, env: dict[str, str] | None = None) -> "AzureML":
+        port = port or free_port()
+        data_dir = data_dir or Path(tempfile.mkdtemp(prefix="azureml-"))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        options = []
+        if faults:
+            options.append("--enable-faults")
+        if workers:
+            options += ["--workers", str(workers)]
+        if provisioning_seconds is not None:
+            options += ["--provisioning-seconds", str(provisioning_seconds)]
+        self = cls(port, config, data_dir, None, data_dir / "azureml.log", env or {}, options)
+        self._launch(timeout)
+        return self
+
+    def _launch(self, timeout: float) -> None:
+        args = [sys.executable, "-m", "emulators.azureml", "--config", str(self.config), "--host", LOOPBACK,
+                "--port", str(self.port), "--data-dir", str(self.data_dir), *self.options]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                            env={**os.environ, **self.env}, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise WorldError(f"emulators.azureml exited with {self.process.returncode}:\n{_tail(self.log)}")
+            if self.ca.exists():
+                try:
+                    if requests.get(f"{self.url}/healthz", timeout=1, verify=str(self.ca)).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise WorldError(f"emulators.azureml not ready after {timeout:.0f}s:\n{_tail(self.log)}")
+            time.sleep(0.1)
+
+    def restart(self, timeout: float = 60) -> "AzureML":
+        """Stop and start again on the same port and data dir (state and CA survive)."""
+        self.stop()
+        self._launch(timeout)
+        return self
 
     def stop(self) -> None:
         _stop(self.process)

@@ -6,12 +6,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
-
 from urllib.parse import urlencode
 
 from azure.core.exceptions import AzureError
 
-from . import chain, triggers, views
+from . import bounded_json, chain, triggers, views
 from .context import Context
 from .errors import BadRequest, InvalidModelDefinition, RetrainError, StorageUnavailable
 from .models import ModelDefinition, check_model_name
@@ -43,12 +42,10 @@ class ApiRequest:
             if required:
                 raise BadRequest("a JSON body is required")
             return None
-        if len(self.body) > MAX_BODY:
-            raise BadRequest(f"the body is larger than {MAX_BODY // 1024} KiB")
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BadRequest(f"the body is not valid JSON: {e}") from None
+            return bounded_json.loads(self.body, max_bytes=MAX_BODY)
+        except bounded_json.JsonRejected as e:
+            raise BadRequest(str(e)) from None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from . import pinning
 from .context import Context
-from .errors import Conflict, ConcurrentUpdate, RetrainError
+from .errors import Conflict, ConcurrentUpdate, RetrainError, UnusableModel
 from .models import ModelState
 from .runs import DataRef, Run, Status, Trigger, iso, run_id_for
 
@@ -94,13 +95,19 @@ def _queue(ctx: Context, run: Run) -> Run:
                  deadline=iso(ctx.clock() + ctx.settings.run_timeout))
 
 
-def enter(ctx: Context, run: Run, status: Status, reason: str, *, delay: float = 0, **changes) -> Run:
-    """Move a run to a working status and enqueue the step it needs; a lost race leaves the winner's state."""
+def enter(ctx: Context, run: Run, status: Status, reason: str, *, delay: float = 0, strict: bool = False,
+          **changes) -> Run:
+    """Move a run to a working status and enqueue the step it needs; a lost race leaves the winner's state.
+
+    `strict`: a lost race raises ConcurrentUpdate instead (a person's action must learn that it lost).
+    """
     now = ctx.clock()
     moved = run.moved(status, reason, at=now, next_action_at=iso(now + timedelta(seconds=delay)), **changes)
     try:
         saved = ctx.runs.save(moved)
     except ConcurrentUpdate:
+        if strict:
+            raise
         log.info("run=%s: another worker moved it first; leaving it", run.run_id)
         return ctx.runs.get(run.model, run.run_id)
     ctx.queues.send_for(saved.model, saved.run_id, saved.status, poll=saved.polls, delay=delay)
@@ -118,6 +125,7 @@ def finish(ctx: Context, run: Run, status: Status, reason: str, *, release_model
     assert status.terminal, status
     saved = ctx.runs.end(run.moved(status, reason, at=ctx.clock(), next_action_at="", **changes))
     log.info("model=%s run=%s ended %s: %s", saved.model, saved.run_id, status.value, reason)
+    pinning.unpin(ctx, saved)
     if release_model:
         release(ctx, saved.model, saved.run_id)
     return saved
@@ -146,7 +154,11 @@ def release(ctx: Context, model: str, run_id: str) -> None:
         handed["next"] = m.pending_run
         return replace(m, active_run=m.pending_run, pending_run=None)
 
-    ctx.models.update(model, change)
+    try:
+        ctx.models.update(model, change)
+    except UnusableModel as e:  # a stale pointer to an ended run blocks nothing (see is_finished)
+        log.warning("model %r not released from run %s: %s", model, run_id, e)
+        return
     nxt = handed.get("next")
     if nxt:
         run = ctx.runs.find(model, nxt)
@@ -196,7 +208,7 @@ def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api", comment: s
         return finish(ctx, run, Status.CANCELLED, f"cancelled by {by}{_because(comment)}", decided_by=by,
                       decision_comment=comment)
     except ConcurrentUpdate:
-        raise Conflict(f"run {run_id} changed while cancelling; look at it again and retry") from None
+        raise _lost_race(ctx, model, run_id, "cancelling") from None
 
 
 def _supersede(ctx: Context, run: Run, *, by: str) -> Run | None:
@@ -229,9 +241,9 @@ def approve(ctx: Context, model: str, run_id: str, *, by: str, comment: str = ""
     try:
         return enter(ctx, replace(run, deadline=iso(ctx.clock() + ctx.settings.run_timeout)), Status.PROMOTING,
                      f"approved by {by}{_because(comment)}; updating endpoints", decided_by=by,
-                     decision_comment=comment)
+                     decision_comment=comment, strict=True)
     except ConcurrentUpdate:
-        raise Conflict(f"run {run_id} changed while approving; look at it again") from None
+        raise _lost_race(ctx, model, run_id, "approving") from None
 
 
 def reject(ctx: Context, model: str, run_id: str, *, by: str, comment: str = "") -> Run:
@@ -241,7 +253,7 @@ def reject(ctx: Context, model: str, run_id: str, *, by: str, comment: str = "")
         return finish(ctx, run, Status.REJECTED, f"rejected by {by} during approval{_because(comment)}", decided_by=by,
                       decision_comment=comment)
     except ConcurrentUpdate:
-        raise Conflict(f"run {run_id} changed while rejecting; look at it again") from None
+        raise _lost_race(ctx, model, run_id, "rejecting") from None
 
 
 def retry_promotion(ctx: Context, model: str, run_id: str, *, by: str, comment: str = "") -> Run:
@@ -253,9 +265,18 @@ def retry_promotion(ctx: Context, model: str, run_id: str, *, by: str, comment: 
                        "endpoint can be retried")
     try:
         return enter(ctx, replace(run, deadline=iso(ctx.clock() + ctx.settings.run_timeout)), Status.PROMOTING,
-                     f"retrying endpoint(s) {', '.join(failed)} (asked by {by}{_because(comment)})", error="")
+                     f"retrying endpoint(s) {', '.join(failed)} (asked by {by}{_because(comment)})", error="",
+                     strict=True)
     except ConcurrentUpdate:
-        raise Conflict(f"run {run_id} changed while retrying; look at it again") from None
+        raise _lost_race(ctx, model, run_id, "retrying") from None
+
+
+def _lost_race(ctx: Context, model: str, run_id: str, doing: str) -> Conflict:
+    """The 409 for a person whose action lost a race: what the run became instead, and who did it."""
+    now = ctx.runs.get(model, run_id)
+    who = f" by {now.decided_by}" if now.decided_by and now.status.terminal else ""
+    return Conflict(f"run {run_id} changed while {doing}: it is now {now.status.value}{who} ({now.reason}); "
+                    "nothing was done")
 
 
 def _awaiting(ctx: Context, model: str, run_id: str, verb: str) -> Run:

@@ -16,6 +16,7 @@ from retrain.http import RetryPolicy, new_session, redact_url, retry_after_secon
 from retrain.identity import ARM_SCOPE, StaticTokenCredential, arm_credential  # noqa: F401  (re-exported)
 from retrain.identity import arm_scope
 from retrain.locations import BlobLocation
+from retrain.write_once import write_once
 
 KINDS = ("classic", "arm")
 ARM_API_VERSION = "2017-01-01"
@@ -105,8 +106,10 @@ class ClassicEndpoint:
         # Use the endpoint's own spelling of the name when it differs only in case.
         name = resource.get("Name") if resource else self.spec.resource_name
         body = {"Resources": [{"Name": name, "Location": model.to_wire()}]}
-        send(self._session, "PATCH", self.spec.url, headers=self._headers, json=body, retry=self._retry,
-             idempotent=True)
+        write_once(lambda retry: send(self._session, "PATCH", self.spec.url, headers=self._headers, json=body,
+                                      retry=retry, idempotent=False),
+                   lambda: self.current_model() == model.uri, retry=self._retry,
+                   what=f"PATCH {redact_url(self.spec.url)}")
         served = self.current_model()
         if served != model.uri:
             raise VerificationFailed(f"endpoint {self.spec.label} accepted the update but reports "
@@ -169,7 +172,9 @@ class ArmWebService:
         else:
             location.pop("credentials", None)
         try:
-            response = self._send("PUT", self.url, json=definition, expect_json=False)
+            response = write_once(lambda retry: self._send("PUT", self.url, json=definition, expect_json=False,
+                                                           retry=retry, idempotent=False),
+                                  lambda: self._took(model), retry=self._retry, what=f"PUT {redact_url(self.url)}")
         except PermanentServiceError as exc:
             if exc.status != 409:  # 409: another operation is in progress (a concurrent writer); try later
                 raise
@@ -245,10 +250,19 @@ class ArmWebService:
             f"Resource assets present: {', '.join(repr(n) for n in names) or 'none'}",
             code="ResourceNotFound")
 
-    def _send(self, method: str, url: str, *, json: Any = None, expect_json: bool) -> requests.Response:
+    def _took(self, model: BlobLocation) -> bool:
+        """After a lost PUT answer: did that PUT take (wait out its provisioning first)?"""
+        definition = self._get()
+        if not _settled(definition):
+            self._await(None)
+            definition = self._get()
+        return _asset_uri(self._asset(definition)) == model.uri and _state(definition) != "failed"
+
+    def _send(self, method: str, url: str, *, json: Any = None, expect_json: bool,
+              retry: RetryPolicy | None = None, idempotent: bool = True) -> requests.Response:
         headers = {"Authorization": f"Bearer {self._bearer()}", "Content-Type": "application/json"}
-        return send(self._session, method, url, headers=headers, json=json, retry=self._retry,
-                    idempotent=True, expect_json=expect_json)
+        return send(self._session, method, url, headers=headers, json=json, retry=retry or self._retry,
+                    idempotent=idempotent, expect_json=expect_json)
 
     def _bearer(self) -> str:
         if self._token is None or time.time() > self._token_expires - TOKEN_REFRESH_MARGIN:

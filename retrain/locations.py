@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from urllib.parse import quote, unquote
 
 
 @dataclass(frozen=True)
@@ -10,7 +11,7 @@ class BlobLocation:
     """`BaseLocation + RelativeLocation + SasBlobToken`, e.g. a trained model's `.ilearner`."""
 
     base_location: str  # "https://acct.blob.core.windows.net/" (always ends with "/")
-    relative_location: str  # "container/path/model.ilearner" (no leading "/")
+    relative_location: str  # "container/path/model.ilearner" (no leading "/"), URL-encoded: part of a URL
     sas_token: str = ""  # "?sv=..."; a credential: never stored, never logged
 
     def __post_init__(self):
@@ -30,13 +31,19 @@ class BlobLocation:
         """The address a service can read from (carries the SAS)."""
         return self.uri + self.sas_token
 
+    @classmethod
+    def of_blob(cls, base_location: str, container: str, blob: str) -> "BlobLocation":
+        """A blob by its own name (spaces, `#`, `?`, `%`, unicode), encoded so the wire URL names exactly it."""
+        return cls(base_location, f"{container}/{quote(blob, safe='/')}")
+
     @property
     def container(self) -> str:
-        return self.relative_location.split("/", 1)[0]
+        return unquote(self.relative_location.split("/", 1)[0])
 
     @property
     def blob_name(self) -> str:
-        return self.relative_location.split("/", 1)[1] if "/" in self.relative_location else ""
+        """The blob's own (decoded) name."""
+        return unquote(self.relative_location.split("/", 1)[1]) if "/" in self.relative_location else ""
 
     def with_sas(self, sas_token: str) -> "BlobLocation":
         return replace(self, sas_token=sas_token)

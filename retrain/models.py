@@ -23,8 +23,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import (ResourceExistsError, ResourceModifiedError,
-                                   ResourceNotFoundError)
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 # Stable names for the modules that imported them from here before the split.

@@ -181,18 +181,34 @@ def _choice(obj: Mapping, key: str, allowed: tuple[str, ...], default: str, prob
     return None
 
 
+MAX_MAGNITUDE = 1e12  # no metric bound or improvement is anywhere near this; larger is a typo
+MAX_APPROVAL_HOURS = 24 * 365  # a year: longer would never expire in practice (and overflows dates near 1e9)
+
+
 def _number(value: Any, where: str, problems: list[str], *, at_least: float | None = None,
-            above: float | None = None, nullable: bool = True) -> float | None:
-    """A finite JSON number (never a bool) within the given limit, or None for null."""
+            above: float | None = None, at_most: float = MAX_MAGNITUDE, nullable: bool = True) -> float | None:
+    """A finite JSON number (never a bool) within the given limits, or None for null."""
     if value is None and nullable:
         return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (at_least is None or value >= at_least) and (above is None or value > above)
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            number = None
+    ok = number is not None and math.isfinite(number) and abs(number) <= MAX_MAGNITUDE and number <= at_most
+    ok = ok and (at_least is None or number >= at_least) and (above is None or number > above)
     if ok:
-        return float(value)
+        return number
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+    too_big = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        number is None or abs(number) > MAX_MAGNITUDE or number > at_most)
+    if too_big:
+        problems.append(f"{where}: must be at most {min(at_most, MAX_MAGNITUDE):g} in size, got {shown}")
+        return None
     limit = f" >= {at_least:g}" if at_least is not None else f" > {above:g}" if above is not None else ""
     problems.append(f"{where}: must be a number{limit}" + (" or null" if nullable and not limit else "")
-                    + (f", got {value!r}" if value is not None else ", got null"))
+                    + (f", got {shown}" if value is not None else ", got null"))
     return None
 
 
@@ -208,7 +224,7 @@ def _read_approval(obj: Any, problems: list[str]) -> ApprovalPolicy:
         problems.append(f"policy.approval.required: must be true or false, got {required!r}")
         required = False
     hours = _number(obj.get("expires_after_hours", 72.0), "policy.approval.expires_after_hours", problems,
-                    above=0, nullable=False)
+                    above=0, at_most=MAX_APPROVAL_HOURS, nullable=False)
     return ApprovalPolicy(required, 72.0 if hours is None else hours)
 
 

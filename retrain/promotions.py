@@ -14,7 +14,7 @@ from enum import Enum
 from azure.data.tables import TableClient
 
 from .locations import BlobLocation
-from .tables import Page, TransactionFailed, inverted, key_range_page, transact
+from .tables import Page, insert_once, inverted, key_range_page
 
 TIME = "t~"
 
@@ -69,13 +69,7 @@ class PromotionLog:
 
     def append(self, promotion: Promotion) -> bool:
         """True if this call added the row, False if it was already recorded."""
-        try:
-            transact(self.table, [("create", promotion.to_entity()), ("upsert", promotion.index_entity())])
-            return True
-        except TransactionFailed as e:
-            if e.index == 0 and e.exists:
-                return False
-            raise
+        return insert_once(self.table, promotion.to_entity(), promotion.index_entity())
 
     def page(self, model: str, *, limit: int = 50, continuation: str | None = None) -> Page:
         """Newest first, one request per page, whatever the length of the history."""

@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 
+from . import model_lock
 from .context import Context
 from .errors import (Conflict, PermanentServiceError, RollbackFailed, SettingsError,  # noqa: F401 (re-exported)
                      TransientServiceError)
@@ -25,7 +26,16 @@ class RollbackResult:
 
 def rollback(ctx: Context, model: str, *, to_run: str | None = None, by: str = "api",
              note: str = "", actor: dict | None = None) -> RollbackResult:
-    """To the model that served before the current champion, or to a named run that was once promoted."""
+    """To the model that served before the current champion, or to a named run that was once promoted.
+
+    One at a time per model: a concurrent call answers 409 instead of writing endpoints and history twice.
+    """
+    with model_lock.holding(ctx, model, "rollback"):
+        return _rollback(ctx, model, to_run=to_run, by=by, note=note, actor=actor)
+
+
+def _rollback(ctx: Context, model: str, *, to_run: str | None, by: str, note: str,
+              actor: dict | None) -> RollbackResult:
     state = ctx.models.get(model)
     promoting = ctx.runs.list(model, limit=1000, status=Status.PROMOTING)
     if promoting:

@@ -28,6 +28,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from .errors import ConcurrentUpdate, UnknownRun
+from .etags import canonical
 from .tables import Page, TransactionFailed, inverted, key_range_page, transact
 
 log = logging.getLogger("retrain")
@@ -60,6 +61,7 @@ class Trigger(str, Enum):
     BLOB = "blob"
     HTTP = "http"
     TIMER = "timer"
+    RECONCILE = "reconcile"  # the sweeper found data whose trigger never fired
 
 
 def iso(moment: datetime | None) -> str:
@@ -79,6 +81,10 @@ class DataRef:
     etag: str
     size: int
     last_modified: str = ""
+    snapshot: str = ""  # the pinned version the training job reads (set at submit, deleted when the run ends)
+
+    def __post_init__(self):
+        object.__setattr__(self, "etag", canonical(self.etag))  # listing and properties spell it differently
 
     @property
     def path(self) -> str:
@@ -87,7 +93,8 @@ class DataRef:
 
 def run_id_for(model: str, data: DataRef) -> str:
     """Same model, blob and ETag give the same run: a double-fired trigger or repeated call is one run."""
-    digest = hashlib.sha256(f"{model}\n{data.container}/{data.name}\n{data.etag}".encode()).hexdigest()
+    etag = canonical(data.etag)  # the quoted form: ids made before ETags were normalised stay the same
+    digest = hashlib.sha256(f"{model}\n{data.container}/{data.name}\n{etag}".encode()).hexdigest()
     return digest[:20]
 
 
@@ -138,6 +145,7 @@ class Run:
         entity = {"PartitionKey": self.model, "RowKey": self.run_id, "Trigger": self.trigger.value,
                   "DataContainer": self.data.container, "DataName": self.data.name, "DataEtag": self.data.etag,
                   "DataSize": self.data.size, "DataLastModified": self.data.last_modified,
+                  "DataSnapshot": self.data.snapshot,
                   "Status": self.status.value, "Reason": self.reason[:MAX_TEXT], "CreatedAt": self.created_at,
                   "Deadline": self.deadline, "UpdatedAt": self.updated_at, "NextActionAt": self.next_action_at,
                   "Attempt": self.attempt, "JobId": self.job_id, "JobStarted": self.job_started,
@@ -152,7 +160,7 @@ class Run:
     @classmethod
     def from_entity(cls, e: dict) -> "Run":
         data = DataRef(e["DataContainer"], e["DataName"], e["DataEtag"], int(e.get("DataSize", 0)),
-                       e.get("DataLastModified", ""))
+                       e.get("DataLastModified", ""), e.get("DataSnapshot", ""))
         blobs = {name: json.loads(e.get(_camel(name)) or "{}")
                  for name in ("outputs", "metrics", "decision", "endpoints", "step_times")}
         return cls(model=e["PartitionKey"], run_id=e["RowKey"], trigger=Trigger(e["Trigger"]), data=data,

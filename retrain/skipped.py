@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from azure.data.tables import TableClient
 
-from .tables import Page, TransactionFailed, inverted, key_range_page, transact
+from .tables import Page, insert_once, inverted, key_range_page
 
 TIME = "t~"
 
@@ -53,13 +53,7 @@ class SkippedLog:
 
     def record(self, skipped: Skipped) -> bool:
         """True if this call recorded it, False if it was already recorded."""
-        try:
-            transact(self.table, [("create", skipped.to_entity()), ("upsert", skipped.index_entity())])
-            return True
-        except TransactionFailed as e:
-            if e.index == 0 and e.exists:
-                return False
-            raise
+        return insert_once(self.table, skipped.to_entity(), skipped.index_entity())
 
     def page(self, *, limit: int = 100, continuation: str | None = None) -> Page:
         """Newest first, one request per page."""

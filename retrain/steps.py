@@ -14,12 +14,13 @@ from typing import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from . import chain
+from . import chain, pinning
 from .bes import BatchJobRequest, JobState
 from .context import Context
-from .errors import (ConcurrentUpdate, JobNotFound, PermanentServiceError, RetrainError, SettingsError,
-                     TransientServiceError, UnknownModel)
+from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError, RetrainError,
+                     SettingsError, TransientServiceError, UnknownModel, UnusableModel)
 from .evaluation import parse_evaluation
+from .job_failures import MAX_ATTEMPTS, read_failure
 from .locations import BlobLocation
 from .models import ChampionRecord, ModelState
 from .policy import decide
@@ -29,7 +30,6 @@ from .runs import Run, Status, iso, parse_iso
 
 log = logging.getLogger("retrain")
 
-MAX_ATTEMPTS = 3  # BES submissions per run when the service loses a job
 MIN_SAS = timedelta(minutes=5)  # an endpoint needs a little time to read the model it is handed
 
 
@@ -87,6 +87,8 @@ def _run_step(ctx: Context, message: StepMessage, expected: Status,
     except ConcurrentUpdate:
         log.info("%s: run %s changed under this step; another delivery is handling it", message.step.value,
                  run.run_id)
+    except UnusableModel as e:  # left as it is: a PUT of the definition lets the sweeper re-drive it
+        log.warning("%s: run %s waits: %s", message.step.value, run.run_id, e)
     except TransientServiceError as e:
         _retry_later(ctx, run, message, e)
     except (PermanentServiceError, SettingsError, UnknownModel) as e:
@@ -127,7 +129,8 @@ def _fail(ctx: Context, run: Run, reason: str, **changes) -> None:
 def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
     bes = ctx.bes(model.definition)
     if not run.job_id:
-        if not _data_unchanged(ctx, run):
+        run = _pinned(ctx, run)
+        if run is None:
             return
         request, outputs, baseline = _job_request(ctx, run, model)
         job_id = bes.submit(request)
@@ -143,19 +146,15 @@ def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> 
                 job_started=True, polls=0)
 
 
-def _data_unchanged(ctx: Context, run: Run) -> bool:
-    """The blob must still be the version the run was made for (an overwrite has its own run)."""
-    blob = ctx.storage.blobs.get_blob_client(run.data.container, run.data.name)
+def _pinned(ctx: Context, run: Run) -> Run | None:
+    """The run with its blob version pinned, or None when that version is gone (the run is ended, saying why)."""
     try:
-        props = blob.get_blob_properties()
-    except ResourceNotFoundError:
-        chain.finish(ctx, run, Status.FAILED, f"the training blob {run.data.path} was deleted before training")
-        return False
-    if props.etag != run.data.etag:
-        chain.finish(ctx, run, Status.SUPERSEDED,
-                     f"the training blob {run.data.path} was overwritten; the new version has its own run")
-        return False
-    return True
+        return pinning.pin(ctx, run)
+    except pinning.DataOverwritten as e:
+        chain.finish(ctx, run, Status.SUPERSEDED, str(e))
+    except DataNotFound as e:
+        chain.finish(ctx, run, Status.FAILED, str(e))
+    return None
 
 
 def _job_request(ctx: Context, run: Run, model: ModelState) -> tuple[BatchJobRequest, dict, str]:
@@ -166,7 +165,7 @@ def _job_request(ctx: Context, run: Run, model: ModelState) -> tuple[BatchJobReq
     storage, out = ctx.storage, ctx.settings.output_container
     prefix = f"{run.model}/{run.run_id}/{run.attempt}"
     model_blob, evaluation_blob = f"{prefix}/model.ilearner", f"{prefix}/evaluation.csv"
-    data = storage.located(run.data.container, run.data.name, expiry=expiry)
+    data = storage.located(run.data.container, run.data.name, expiry=expiry, snapshot=run.data.snapshot)
     outputs = {service.model_output: storage.located(out, model_blob, expiry=expiry, write=True),
                service.evaluation_output: storage.located(out, evaluation_blob, expiry=expiry, write=True)}
     params = dict(service.global_parameters)
@@ -195,14 +194,20 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
     except JobNotFound:
         if run.attempt >= MAX_ATTEMPTS:
             raise
-        chain.enter(ctx, run, Status.QUEUED, f"the service lost job {run.job_id}; resubmitting",
-                    attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
+        _resubmit(ctx, run, f"the service lost job {run.job_id}")
         return
     if status.state is JobState.FINISHED:
         chain.enter(ctx, run, Status.EVALUATING, f"training job {run.job_id} finished; evaluating")
     elif status.state is JobState.FAILED:
-        chain.finish(ctx, run, Status.FAILED, f"the training job failed: {_first_line(status.details)}",
-                     error=status.details or "")
+        failure = read_failure(status.details)
+        if failure.retryable and run.attempt < MAX_ATTEMPTS:
+            _resubmit(ctx, run, f"training job {run.job_id} failed without a data error ({failure.text})")
+            return
+        reason = f"the training job failed: {failure.text}"
+        if failure.retryable:
+            reason = (f"the training job failed {run.attempt} times without a data error; "
+                      f"the last time: {failure.text}")
+        chain.finish(ctx, run, Status.FAILED, reason, error=status.details or "")
     elif status.state is JobState.CANCELLED:
         chain.finish(ctx, run, Status.CANCELLED, f"training job {run.job_id} was cancelled in the ML service")
     else:
@@ -214,9 +219,11 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
         ctx.queues.send(StepMessage(run.model, run.run_id, Step.CHECK, saved.polls), delay)
 
 
-def _first_line(text: str | None) -> str:
-    text = (text or "no details given").strip()
-    return text.splitlines()[0][:300] if text else "no details given"
+def _resubmit(ctx: Context, run: Run, why: str) -> None:
+    """An interrupted or lost job: submit again to fresh outputs, after a back-off that grows per attempt."""
+    delay = min(ctx.settings.check_max_delay, max(1.0, ctx.settings.check_initial_delay) * 2 ** (run.attempt - 1))
+    chain.enter(ctx, run, Status.QUEUED, f"{why}; resubmitting (attempt {run.attempt + 1} of {MAX_ATTEMPTS})",
+                delay=delay, attempt=run.attempt + 1, job_id="", job_started=False, outputs={})
 
 
 # --- evaluate ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Callable
+from urllib.parse import quote
 
 from azure.core.pipeline.transport import HttpTransport
 from azure.data.tables import TableServiceClient
@@ -53,24 +54,27 @@ class Storage:
         return url if url.endswith("/") else url + "/"
 
     def location(self, container: str, blob: str) -> BlobLocation:
-        return BlobLocation(self.blob_base, f"{container}/{blob}")
+        return BlobLocation.of_blob(self.blob_base, container, blob)
 
-    def sas(self, container: str, blob: str, *, expiry: datetime, write: bool = False) -> str:
-        """A SAS for one blob: read-only, or create+write (no read) for a job output; never stored or logged."""
+    def sas(self, container: str, blob: str, *, expiry: datetime, write: bool = False, snapshot: str = "") -> str:
+        """A SAS for one blob or snapshot: read-only, or create+write (no read) for a job output; never stored."""
         permission = BlobSasPermissions(read=not write, create=write, write=write)
         start = datetime.now(timezone.utc) - timedelta(minutes=5)  # clock skew
         key = self.connection.account_key
         if key:
-            token = generate_blob_sas(key[0], container, blob, account_key=key[1], permission=permission,
-                                      expiry=expiry, start=start)
+            token = generate_blob_sas(key[0], container, blob, snapshot=snapshot or None, account_key=key[1],
+                                      permission=permission, expiry=expiry, start=start)
         else:
-            token = generate_blob_sas(self.blobs.account_name, container, blob,
+            token = generate_blob_sas(self.blobs.account_name, container, blob, snapshot=snapshot or None,
                                       user_delegation_key=self._delegation_key(expiry),
                                       permission=permission, expiry=expiry, start=start)
-        return "?" + token
+        return "?" + (f"snapshot={quote(snapshot)}&" if snapshot else "") + token
 
-    def located(self, container: str, blob: str, *, expiry: datetime, write: bool = False) -> BlobLocation:
-        return self.location(container, blob).with_sas(self.sas(container, blob, expiry=expiry, write=write))
+    def located(self, container: str, blob: str, *, expiry: datetime, write: bool = False,
+                snapshot: str = "") -> BlobLocation:
+        """The blob's URL with its SAS; with `snapshot`, the URL of that pinned version only."""
+        sas = self.sas(container, blob, expiry=expiry, write=write, snapshot=snapshot)
+        return self.location(container, blob).with_sas(sas)
 
     def _delegation_key(self, expiry: datetime) -> UserDelegationKey:
         """Identity-based SAS: one user delegation key (max 7 days) reused while it outlives the SAS."""

@@ -14,6 +14,7 @@ from . import chain
 from .context import Context
 from .errors import ConcurrentUpdate, RetrainError
 from .queues import STEP_FOR_STATUS
+from .reconcile import Reconciled, reconcile
 from .runs import Run, Status, iso, parse_iso
 
 log = logging.getLogger("retrain")
@@ -25,10 +26,12 @@ class SweepReport:
     expired: list[str] = field(default_factory=list)
     admitted: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    reconciled: list[Reconciled] = field(default_factory=list)  # newest data that had no run
 
     def __str__(self) -> str:
         return (f"re-driven {len(self.redriven)}, expired {len(self.expired)}, admitted {len(self.admitted)}, "
-                f"released {len(self.released)}")
+                f"released {len(self.released)}, reconciled {len(self.reconciled)}"
+                + "".join(f"; {r}" for r in self.reconciled))
 
 
 def sweep(ctx: Context) -> SweepReport:
@@ -49,7 +52,8 @@ def sweep(ctx: Context) -> SweepReport:
             pass  # someone is working on it right now
         except RetrainError as e:
             log.warning("sweeper: run %s of %r: %s", run_id, model, e)
-    if any((report.redriven, report.expired, report.admitted, report.released)):
+    report.reconciled = reconcile(ctx)
+    if any((report.redriven, report.expired, report.admitted, report.released, report.reconciled)):
         log.info("sweeper: %s", report)
     return report
 

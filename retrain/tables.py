@@ -40,6 +40,17 @@ def transact(table: TableClient, operations: list) -> list[dict]:
         raise TransactionFailed(e.index, str(e.error_code or ""), e.message or str(e)) from None
 
 
+def insert_once(table: TableClient, row: dict, *others: dict) -> bool:
+    """Insert-only `row` plus rows that go with it, atomically; False (nothing written) if `row` exists."""
+    try:
+        transact(table, [("create", row), *(("upsert", other) for other in others)])
+        return True
+    except TransactionFailed as e:
+        if e.index == 0 and e.exists:
+            return False
+        raise
+
+
 def transact_all(table: TableClient, operations: Iterable) -> int:
     """Batched upserts and the like, grouped by partition in transactions of up to 100 (seeding, migration)."""
     by_partition: dict[str, list] = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from . import chain
+from . import chain, etags
 from .chain import StartResult
 from .context import Context
 from .errors import DataNotFound, InvalidDataRef, NoTrainingData
@@ -31,6 +31,9 @@ class BlobEvent:
     etag: str
     size: int
     last_modified: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "etag", etags.canonical(self.etag))
 
     def data_ref(self) -> DataRef:
         return DataRef(self.container, self.name, self.etag, self.size, self.last_modified)

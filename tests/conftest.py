@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Azurite and a real studio_emulator on free loopback ports, torn down by PID."""
+"""Shared fixtures: a real Azurite and a real emulators.studio on free loopback ports, torn down by PID."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ def storage_connection_string(azurite) -> str:
     return azurite.connection_string
 
 
-# --- studio_emulator: the test workspace (see tests/emulator_world.py) ------------------------
+# --- emulators.studio: the test workspace (see tests/emulator_world.py) ------------------------
 
 @pytest.fixture(scope="session")
 def emulator_initial_model() -> bytes:
     """The .ilearner the test workspace's predictive and ARM services serve at start (binary, seed 101)."""
     from tests.datasets import binary_csv
-    from studio_emulator.training import Recipe, train
+    from emulators.training.training import Recipe, train
 
     return train(binary_csv(200, seed=101), Recipe(task="binary", label="label", learner="logistic_regression")).model
 
@@ -41,7 +41,7 @@ def emulator_config(tmp_path_factory, emulator_initial_model):
 
 @pytest.fixture(scope="session")
 def emulator(azurite, emulator_config, tmp_path_factory):
-    """One studio_emulator (devhost.world.Emulator, --enable-faults, 2 workers) for the session, on Azurite."""
+    """One emulators.studio (devhost.world.Emulator, --enable-faults, 2 workers) for the session, on Azurite."""
     from devhost.world import Emulator
     from tests.emulator_world import STORAGE_ENV
 

@@ -74,12 +74,15 @@ def finished_run(model: str, i: int, *, status: Status = Status.REJECTED, at: da
                step_times=times, stored_status=status)
 
 
-def seed_runs(ctx: Context, runs: list[Run]) -> None:
-    """Rows as the chain would have left them (run, time and status index, run-ended record), batched."""
+def seed_runs(ctx: Context, runs: list[Run], *, records: bool = True) -> None:
+    """Rows as the chain would have left them (run, time and status index, run-ended record), batched.
+
+    `records=False` leaves out the run-ended records (a quarter fewer rows to seed; listings never read them).
+    """
     operations = []
     for run in runs:
         operations += [("upsert", run.to_entity())] + [("upsert", row) for row in index_rows(run)]
-        if run.terminal:
+        if run.terminal and records:
             operations.append(("upsert", RunEnded.of(run).to_entity()))
     transact_all(ctx.runs.table, operations)
 

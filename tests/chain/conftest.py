@@ -1,4 +1,4 @@
-"""The chain against a real Azurite and a real studio_emulator; step messages delivered by a small pump.
+"""The chain against a real Azurite and a real emulators.studio; step messages delivered by a small pump.
 
 The pump plays the Functions host's queue trigger (receive, call the step, delete; on an exception the
 message becomes visible again), so crash and duplicate-delivery tests can interleave at will. The full
@@ -34,10 +34,8 @@ RESOURCE = "Census Model [trained model]"
 SUB, RG = "00000000-0000-0000-0000-000000000001", "retrain-rg"
 
 
-@pytest.fixture(scope="session")
-def chain_emulator(tmp_path_factory, azurite):
-    """An emulator with one binary training service, a predictive service and an ARM web service."""
-    root = tmp_path_factory.mktemp("chain-emulator")
+def write_chain_config(root, azurite):
+    """The chain's workspace: one binary training service, a predictive service and an ARM web service."""
     config = {
         "storage": {"connection_string": azurite.connection_string},
         "workspaces": [{
@@ -53,7 +51,14 @@ def chain_emulator(tmp_path_factory, azurite):
     }
     path = root / "workspace.json"
     path.write_text(json.dumps(config))
-    server = Emulator.start(path, root / "data", faults=True, workers=2)
+    return path
+
+
+@pytest.fixture(scope="session")
+def chain_emulator(tmp_path_factory, azurite):
+    """The emulator every chain test shares (faults enabled, 2 workers)."""
+    root = tmp_path_factory.mktemp("chain-emulator")
+    server = Emulator.start(write_chain_config(root, azurite), root / "data", faults=True, workers=2)
     yield server
     server.stop()
 

@@ -73,3 +73,27 @@ def test_the_timer_leaves_unscheduled_models_alone_and_reports_missing_data(worl
     world.register(endpoints=[], schedule=True, data_prefix="b/")
     [outcome] = on_schedule(world.ctx)
     assert outcome.started is None and "no CSV/TSV blob" in outcome.message
+
+
+def test_one_blob_version_is_one_run_by_blob_trigger_http_and_timer_and_it_trains(world, pump):
+    world.register(schedule=True)
+    by_blob = world.land("census/1.csv", good_data())
+    by_http = api.handle(world.ctx, api.retrain, api.ApiRequest("POST", route={"model": "census"}))
+    [by_timer] = on_schedule(world.ctx)
+    assert by_http.status == 200 and by_http.body["run"]["run_id"] == by_blob.run_id
+    assert by_timer.started is None and by_blob.run_id in by_timer.message
+    pump.run()
+    assert world.run(by_blob.run_id).status is Status.PROMOTED
+    assert [r.run_id for r in world.ctx.runs.list("census")] == [by_blob.run_id]
+
+
+def test_the_timer_first_then_the_blob_trigger_is_still_one_run(world, pump):
+    world.register(endpoints=[], schedule=True)
+    world.upload("census/1.csv", good_data())
+    [by_timer] = on_schedule(world.ctx)
+    event = BlobEvent.from_client(world.ctx.storage.blobs.get_blob_client(
+        world.ctx.settings.training_container, "census/1.csv"))
+    again = on_blob(world.ctx, event)
+    assert again.run.run_id == by_timer.started.run.run_id and not again.created
+    pump.run()
+    assert world.run(again.run.run_id).status is Status.PROMOTED

@@ -16,7 +16,7 @@ SVC = ARM_SCRATCH  # the ARM web service these tests may change
 
 @pytest.fixture(scope="module")
 def inverted_model() -> bytes:
-    from studio_emulator.training import Recipe, train
+    from emulators.training.training import Recipe, train
 
     return train(binary_csv(200, seed=303, invert=True), Recipe("binary", "label", "logistic_regression")).model
 

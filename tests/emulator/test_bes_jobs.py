@@ -83,7 +83,7 @@ def test_the_evaluation_output_holds_binary_metrics_for_the_new_model(emulator_w
 
 
 def test_the_model_output_is_an_ilearner_the_emulator_can_load(emulator_world):
-    from studio_emulator.training import load_model
+    from emulators.training.training import load_model
 
     w = emulator_world
     status = w.train(w.binary, binary_csv(150, seed=6))

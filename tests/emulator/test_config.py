@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from devhost.world import REPO, Emulator
-from studio_emulator.config import load_config, parse_config
-from studio_emulator.errors import ConfigError
+from emulators.studio.config import load_config, parse_config
+from emulators.studio.errors import ConfigError
 
-EXAMPLE = REPO / "studio_emulator" / "examples" / "workspace.yaml"
+EXAMPLE = REPO / "emulators" / "studio" / "examples" / "workspace.yaml"
 MINIMAL = {"storage": {"connection_string": "UseDevelopmentStorage=true"},
            "workspaces": [{"id": "ws", "token": "t", "training_services": [
                {"id": "svc", "api_key": "k", "recipe": {"task": "binary", "label": "y",
@@ -85,7 +85,7 @@ def test_relative_model_paths_resolve_against_the_config_folder(tmp_path):
 
 
 def test_help_explains_the_options():
-    out = subprocess.run([sys.executable, "-m", "studio_emulator", "--help"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "emulators.studio", "--help"], capture_output=True, text=True,
                          cwd=REPO, timeout=60)
     assert out.returncode == 0
     for option in ("--config", "--host", "--port", "--data-dir", "--enable-faults", "--workers"):
@@ -95,7 +95,7 @@ def test_help_explains_the_options():
 def test_a_bad_config_exits_2_with_the_reason(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("storage: {}\n")
-    out = subprocess.run([sys.executable, "-m", "studio_emulator", "--config", str(path)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "emulators.studio", "--config", str(path)], capture_output=True,
                          text=True, cwd=REPO, timeout=60)
     assert out.returncode == 2
     assert "connection_string" in out.stderr

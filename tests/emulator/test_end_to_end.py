@@ -8,7 +8,7 @@ import uuid
 
 import requests
 
-from studio_emulator.training import load_model
+from emulators.training.training import load_model
 from tests.datasets import BINARY_FEATURES, binary_csv, binary_features, binary_rule
 
 

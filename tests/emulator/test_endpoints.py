@@ -13,7 +13,7 @@ from tests.datasets import BINARY_FEATURES, binary_csv, binary_features
 @pytest.fixture(scope="module")
 def inverted_model() -> bytes:
     """A model that predicts the opposite of the initial one (trained on the inverted rule)."""
-    from studio_emulator.training import Recipe, train
+    from emulators.training.training import Recipe, train
 
     return train(binary_csv(200, seed=202, invert=True), Recipe("binary", "label", "logistic_regression")).model
 

@@ -1,4 +1,4 @@
-"""Specification of studio_emulator.training: real training, Studio's metrics and errors, safe model files."""
+"""Specification of emulators.training: real training, Studio's metrics and errors, safe model files."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from studio_emulator.evaluate import COLUMNS
-from studio_emulator.training import (
+from emulators.training.evaluate import COLUMNS
+from emulators.training.training import (
     InvalidModelFile,
     Recipe,
     RecipeError,

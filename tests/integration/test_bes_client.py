@@ -1,4 +1,4 @@
-"""retrain.bes.BesClient against the real studio_emulator (BES api-version 2.0) and a real Azurite."""
+"""retrain.bes.BesClient against the real emulators.studio (BES api-version 2.0) and a real Azurite."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""retrain.endpoints against the real studio_emulator: classic endpoint PATCH and the ARM webServices update.
+"""retrain.endpoints against the real emulators.studio: classic endpoint PATCH and the ARM webServices update.
 
 Models are real .ilearner files (trained locally once per module) uploaded to the real Azurite;
 the emulator downloads and validates each one it is pointed at. The only stand-in is the
@@ -42,7 +42,7 @@ def served(faults, route: dict) -> list[int]:
 @pytest.fixture(scope="module")
 def model_bytes() -> bytes:
     """A real trained model (.ilearner) the emulator accepts."""
-    from studio_emulator.training import Recipe, train
+    from emulators.training.training import Recipe, train
 
     return train(binary_csv(120, seed=5), Recipe(task="binary", label="label", learner="logistic_regression")).model
 

@@ -744,7 +744,7 @@ def test_funcignore_keeps_the_runtime_files():
 
 
 @pytest.mark.parametrize("path, is_dir", [
-    ("studio_emulator", True), ("devhost", True), ("tests", True), ("benchmarks", True), ("infra", True),
+    ("emulators", True), ("devhost", True), ("tests", True), ("benchmarks", True), ("infra", True),
     ("docs", True), ("node_modules", True), (".venv", True), (".git", True), (".ci", True), (".azure", True),
     (".pytest_cache", True), ("retrain/__pycache__", True), ("retrain/__pycache__/x.cpython-311.pyc", False),
     ("dev", False), ("local.settings.json", False), ("local.settings.sample.json", False),

@@ -21,6 +21,18 @@ def test_different_data_gives_a_different_run_id(other):
     assert run_id_for("census", DATA) != run_id_for("census", other)
 
 
+@pytest.mark.parametrize("spelling", ['0x8DC1', '"0x8DC1"', 'W/"0x8DC1"', ' "0x8DC1" '])
+def test_every_spelling_of_one_etag_is_one_run(spelling):
+    assert run_id_for("census", DataRef("training-data", "census/2024-06.csv", spelling, 1234)) == \
+        run_id_for("census", DATA)
+
+
+def test_run_ids_made_from_the_quoted_etag_are_unchanged():
+    import hashlib
+    before = hashlib.sha256('census\ntraining-data/census/2024-06.csv\n"0x8DC1"'.encode()).hexdigest()[:20]
+    assert run_id_for("census", DataRef("training-data", "census/2024-06.csv", "0x8DC1", 1)) == before
+
+
 def test_the_same_data_for_another_model_is_another_run():
     assert run_id_for("census", DATA) != run_id_for("census-eu", DATA)
 
