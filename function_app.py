@@ -5,10 +5,11 @@ import os
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from retrain import api, steps, sweeper, telemetry, triggers
+from retrain import api, routes, steps, sweeper, telemetry, triggers
 from retrain.context import get_context
 from retrain.events import sender
 from retrain.queues import Step
+from retrain.web import dashboard as web
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 STORAGE = "RETRAIN_STORAGE"
@@ -62,7 +63,7 @@ def send_events(msg: func.QueueMessage) -> None:
     sender.handle(get_context(), msg.get_body())
 
 
-# --- HTTP API (documented in README.md) ------------------------------------------------------
+# --- HTTP API (retrain/routes.py is its table; GET /api/openapi.json describes it) ---------------
 
 def _http(action, req: func.HttpRequest) -> func.HttpResponse:
     request = api.ApiRequest(req.method, dict(req.route_params), dict(req.params), req.get_body(),
@@ -145,3 +146,18 @@ def deliveries(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="subscriptions/{name}/deliveries/{delivery}/redeliver", methods=["POST"])
 def redeliver(req: func.HttpRequest) -> func.HttpResponse:
     return _http(api.redeliver, req)
+
+
+@app.route(route="openapi.json", methods=["GET"])
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(routes.openapi, req)
+
+
+# --- the operator's dashboard (server-rendered; forms post through the API's handlers) ----------
+
+@app.route(route="dashboard/{*path}", methods=["GET", "POST"])
+def dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    request = web.WebRequest(req.method, req.route_params.get("path") or "", dict(req.params), req.get_body(),
+                             dict(req.headers))
+    page = web.handle(get_context(), request)
+    return func.HttpResponse(page.body, status_code=page.status, headers=page.headers, mimetype=page.mimetype)

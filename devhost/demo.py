@@ -14,6 +14,7 @@ import io
 import json
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -226,10 +227,15 @@ def _rule_text(rule: dict) -> str:
     return " ".join(parts)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the world running until Ctrl+C")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the world it started, like Ctrl+C
     work = Path(tempfile.mkdtemp(prefix="retrain-demo-"))
     started = time.monotonic()
     with ExitStack() as stack:
@@ -249,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.say(f"  Azurite          blob {azurite.blob_port}, queue {azurite.queue_port}, table {azurite.table_port}")
         demo.say(f"  emulators.studio  {emulator.url}  (workspace {WS!r}: BES, RRS, endpoint management)")
         demo.say(f"  Functions app    {host.url}/api  ({len(host.functions)} functions via devhost)")
+        demo.say(f"  Dashboard        {host.url}/api/dashboard   (OpenAPI: {host.url}/api/openapi.json)")
 
         demo.section("1. Register the model and its endpoint")
         demo.create_endpoint()
@@ -279,12 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         demo.say(f"\nDone in {time.monotonic() - started:.0f}s: {', '.join(verdicts)}"
                  + ("" if ok else f" (expected {', '.join(expected)})"))
         if args.keep:
-            demo.say(f"World left running; API at {host.url}/api. Ctrl+C to stop.")
+            demo.say(f"World left running. Dashboard: {host.url}/api/dashboard\n"
+                     f"CLI: RETRAIN_API_URL={host.url} ./dev retrain runs list {MODEL}\nCtrl+C to stop.")
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+        else:
+            demo.say(f"(./dev demo --keep leaves the world and the dashboard at {host.url}/api/dashboard up)")
         return 0 if ok else 1
 
 

@@ -196,20 +196,26 @@ def run_action(ctx: Context, request: ApiRequest) -> ApiResponse:
     """POST .../runs/{run}/{action}: cancel, approve, reject, or retry a promotion's failed endpoints."""
     name, run_id, action = _model(request), _run_id(request), request.route.get("action", "")
     body = request.json(required=False) or {}
-    actor = request.actor(ctx, body.get("by") if isinstance(body, dict) else "")
+    if not isinstance(body, dict) or set(body) - {"by", "comment"}:
+        raise BadRequest('the body must be a JSON object with optional "by" and "comment"')
+    actor = request.actor(ctx, body.get("by"))
+    comment = " ".join(str(body.get("comment") or "").split())[:1000]
     actions = {"cancel": chain.cancel, "approve": chain.approve, "reject": chain.reject,
                "retry": chain.retry_promotion}
     if action not in actions:
         raise BadRequest(f"unknown action {action!r}; use one of {', '.join(sorted(actions))}")
     if action in ("approve", "reject"):
         require(actor, APPROVER, f"{action.rstrip('e')}ing a run", ctx.env)
-    run = actions[action](ctx, name, run_id, by=actor.label)
+    run = actions[action](ctx, name, run_id, by=actor.label, comment=comment)
     ctx.audit.record(name, action, actor, ctx.clock(), target=run_id)
     return ApiResponse(200, run.to_public())
 
 
 def _run_id(request: ApiRequest) -> str:
-    run_id = request.route.get("run", "")
+    return check_run_id(request.route.get("run", ""))
+
+
+def check_run_id(run_id: str) -> str:
     if not run_id.isalnum() or len(run_id) > 64:
         raise BadRequest(f"run id {run_id!r} is not a run id")
     return run_id
@@ -245,7 +251,7 @@ def rollback(ctx: Context, request: ApiRequest) -> ApiResponse:
 def audit(ctx: Context, request: ApiRequest) -> ApiResponse:
     """GET /api/models/{model}/audit: who approved, rejected, cancelled, retried, rolled back or redefined it."""
     name = _model(request)
-    ctx.models.get(name)
+    ctx.models.read(name)
     limit = _int(request, "limit", 100, 1, 1000)
     return ApiResponse(200, {"model": name, "audit": [e.to_public() for e in ctx.audit.recent(name, limit)]})
 

@@ -211,7 +211,11 @@ def cancel_job_quietly(ctx: Context, *, model: str, job_id: str) -> None:
         log.warning("could not cancel BES job %s: %s", job_id, e)
 
 
-def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api") -> Run:
+def _because(comment: str) -> str:
+    return f": {comment}" if comment else ""
+
+
+def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api", comment: str = "") -> Run:
     """Stop a run that has not started changing endpoints; its BES job is cancelled too."""
     run = ctx.runs.get(model, run_id)
     if run.terminal:
@@ -222,7 +226,8 @@ def cancel(ctx: Context, model: str, run_id: str, *, by: str = "api") -> Run:
     if run.job_id:
         cancel_job_quietly(ctx, model=model, job_id=run.job_id)
     try:
-        return finish(ctx, run, Status.CANCELLED, f"cancelled by {by}", decided_by=by)
+        return finish(ctx, run, Status.CANCELLED, f"cancelled by {by}{_because(comment)}", decided_by=by,
+                      decision_comment=comment)
     except ConcurrentUpdate:
         raise _lost_race(ctx, model, run_id, "cancelling") from None
 
@@ -251,26 +256,28 @@ def is_finished(ctx: Context, model: str, run_id: str) -> bool:
     return run is None or run.terminal or run.status is Status.AWAITING_APPROVAL
 
 
-def approve(ctx: Context, model: str, run_id: str, *, by: str) -> Run:
+def approve(ctx: Context, model: str, run_id: str, *, by: str, comment: str = "") -> Run:
     """A person lets a run that passed the gate go on to promotion."""
     run = _awaiting(ctx, model, run_id, "approved")
     try:
         return enter(ctx, replace(run, deadline=iso(ctx.clock() + ctx.settings.run_timeout)), Status.PROMOTING,
-                     f"approved by {by}; updating endpoints", decided_by=by, strict=True)
+                     f"approved by {by}{_because(comment)}; updating endpoints", decided_by=by,
+                     decision_comment=comment, strict=True)
     except ConcurrentUpdate:
         raise _lost_race(ctx, model, run_id, "approving") from None
 
 
-def reject(ctx: Context, model: str, run_id: str, *, by: str) -> Run:
+def reject(ctx: Context, model: str, run_id: str, *, by: str, comment: str = "") -> Run:
     """A person turns down a run that passed the gate."""
     run = _awaiting(ctx, model, run_id, "rejected")
     try:
-        return finish(ctx, run, Status.REJECTED, f"rejected by {by} during approval", decided_by=by)
+        return finish(ctx, run, Status.REJECTED, f"rejected by {by} during approval{_because(comment)}", decided_by=by,
+                      decision_comment=comment)
     except ConcurrentUpdate:
         raise _lost_race(ctx, model, run_id, "rejecting") from None
 
 
-def retry_promotion(ctx: Context, model: str, run_id: str, *, by: str) -> Run:
+def retry_promotion(ctx: Context, model: str, run_id: str, *, by: str, comment: str = "") -> Run:
     """Try the endpoints that failed again (the ones already updated are left alone)."""
     run = ctx.runs.get(model, run_id)
     failed = [name for name, outcome in run.endpoints.items() if not outcome.get("ok")]
@@ -279,7 +286,8 @@ def retry_promotion(ctx: Context, model: str, run_id: str, *, by: str) -> Run:
                        "endpoint can be retried")
     try:
         return enter(ctx, replace(run, deadline=iso(ctx.clock() + ctx.settings.run_timeout)), Status.PROMOTING,
-                     f"retrying endpoint(s) {', '.join(failed)} (asked by {by})", error="", strict=True)
+                     f"retrying endpoint(s) {', '.join(failed)} (asked by {by}{_because(comment)})", error="",
+                     strict=True)
     except ConcurrentUpdate:
         raise _lost_race(ctx, model, run_id, "retrying") from None
 

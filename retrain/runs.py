@@ -131,6 +131,7 @@ class Run:
     approval_expires_at: str = ""
     decided_by: str = ""  # who approved/rejected/cancelled, when a person did
     trace_id: str = ""  # the OpenTelemetry trace all of this run's steps belong to (32 hex digits)
+    decision_comment: str = ""  # what they said why
     etag: str | None = None
     stored_status: Status | None = field(default=None, compare=False, repr=False)  # as read: moves its index row
 
@@ -156,7 +157,7 @@ class Run:
                   "Polls": self.polls, "TransientFailures": self.transient_failures,
                   "BaselineRun": self.baseline_run, "Error": self.error[:MAX_TEXT],
                   "ApprovalExpiresAt": self.approval_expires_at, "DecidedBy": self.decided_by,
-                  "TraceId": self.trace_id}
+                  "TraceId": self.trace_id, "DecisionComment": self.decision_comment[:MAX_TEXT]}
         for name in ("outputs", "metrics", "decision", "endpoints", "step_times"):
             entity[_camel(name)] = json.dumps(getattr(self, name), separators=(",", ":"))
         return entity
@@ -175,7 +176,7 @@ class Run:
                    polls=int(e.get("Polls", 0)), transient_failures=int(e.get("TransientFailures", 0)),
                    baseline_run=e.get("BaselineRun", ""), error=e.get("Error", ""),
                    approval_expires_at=e.get("ApprovalExpiresAt", ""), decided_by=e.get("DecidedBy", ""),
-                   trace_id=e.get("TraceId", ""), etag=e.metadata.get("etag"), stored_status=Status(e["Status"]), **blobs)
+                  "TraceId": self.trace_id, "DecisionComment": self.decision_comment[:MAX_TEXT]}
 
     def to_public(self) -> dict:
         from .views import run_view  # the API's shape lives with the other public views

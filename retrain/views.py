@@ -32,6 +32,7 @@ def run_view(run: Run) -> dict[str, Any]:
         "endpoints": {name: endpoint_outcome_view(o) for name, o in run.endpoints.items()},
         "approval_expires_at": run.approval_expires_at or None, "decided_by": run.decided_by or None,
         "trace_id": run.trace_id or None,
+        "decision_comment": run.decision_comment or None,
         "links": {"self": run_link(run.model, run.run_id)},
     }
 

@@ -176,6 +176,11 @@ class Pump:
 
 @pytest.fixture
 def world(azurite, chain_emulator):
+    yield new_world(azurite, chain_emulator)
+
+
+def new_world(azurite, chain_emulator) -> World:
+    """Fresh tables, containers and queues on the shared servers."""
     suffix = uuid.uuid4().hex[:8]
     env = {"RETRAIN_STORAGE": azurite.connection_string, "RETRAIN_TABLE_PREFIX": f"t{suffix}",
            "TRAINING_CONTAINER": f"train-{suffix}", "OUTPUT_CONTAINER": f"out-{suffix}",
@@ -185,7 +190,17 @@ def world(azurite, chain_emulator):
     requests.delete(f"{chain_emulator.url}/_admin/faults", timeout=10)
     world = World(ctx, chain_emulator)
     Pump(ctx).drain()
-    yield world
+    return world
+
+
+@pytest.fixture(scope="module")
+def operated(azurite, chain_emulator):
+    """One app per test module (devhost) with two approved promotions and a run awaiting approval."""
+    from .operator_world import operate, start_host
+
+    world = new_world(azurite, chain_emulator)
+    with start_host(world) as host:
+        yield operate(world, host)
 
 
 @pytest.fixture

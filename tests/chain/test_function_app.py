@@ -45,7 +45,7 @@ def test_the_app_declares_exactly_these_functions(functions):
                               "evaluate_run", "promote_model", "list_models", "model", "retrain", "list_runs",
                               "get_run", "run_action", "promotions", "rollback", "audit", "skipped", "send_events",
                               "list_subscriptions", "subscription", "test_subscription", "deliveries",
-                              "redeliver"}
+                              "redeliver", "openapi_document", "dashboard"}
 
 
 def test_the_blob_trigger_watches_the_training_container_through_event_grid(functions):
@@ -87,7 +87,8 @@ def test_http_routes_and_methods(functions):
         "subscription": ("subscriptions/{name}", ["DELETE", "GET", "PUT"]),
         "test_subscription": ("subscriptions/{name}/test", ["POST"]),
         "deliveries": ("subscriptions/{name}/deliveries", ["GET"]),
-        "redeliver": ("subscriptions/{name}/deliveries/{delivery}/redeliver", ["POST"])}
+        "redeliver": ("subscriptions/{name}/deliveries/{delivery}/redeliver", ["POST"]),
+        "openapi_document": ("openapi.json", ["GET"]), "dashboard": ("dashboard/{*path}", ["GET", "POST"])}
     assert {trigger(functions, n)["authLevel"] for n in routes} == {"FUNCTION"}
 
 

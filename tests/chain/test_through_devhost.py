@@ -1,7 +1,5 @@
 """End to end through devhost, as the demo runs it: blob upload -> host -> chain -> endpoint serves the new model."""
 
-import time
-
 import pytest
 import requests
 
@@ -10,6 +8,7 @@ from devhost.world import REPO
 from retrain.context import set_context
 
 from .conftest import WS_TOKEN, corrupted_data, good_data
+from .operator_world import wait_for
 from tests import datasets
 
 
@@ -23,16 +22,6 @@ def host(world):
                  max_polling_interval=0.3) as running:
         yield running
     set_context(None)
-
-
-def wait_for(predicate, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 def test_a_promoted_and_a_rejected_retrain_change_predictions_only_when_promoted(world, host):
