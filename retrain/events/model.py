@@ -67,8 +67,8 @@ def event_id(*parts: str) -> str:
 
 def links(model: str, run_id: str | None = None) -> dict[str, str]:
     if run_id is None:
-        return {"api": f"/api/models/{model}", "dashboard": f"/dashboard/models/{model}"}
-    return {"api": f"/api/models/{model}/runs/{run_id}", "dashboard": f"/dashboard/models/{model}/runs/{run_id}"}
+        return {"api": f"/api/models/{model}", "dashboard": f"/api/dashboard/models/{model}"}
+    return {"api": f"/api/models/{model}/runs/{run_id}", "dashboard": f"/api/dashboard/models/{model}/runs/{run_id}"}
 
 
 def run_event(run: Run) -> Event | None:

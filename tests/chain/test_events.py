@@ -190,7 +190,7 @@ def test_an_event_is_a_cloudevent_with_a_thin_payload_and_links(story):
     assert data["status"] == "promoted" and data["reason"] == run.reason and data["metrics"] == run.metrics
     assert data["decision"]["passed"] is True and data["decision"]["summary"]
     assert data["links"] == {"api": f"/api/models/census/runs/{run.run_id}",
-                             "dashboard": f"/dashboard/models/census/runs/{run.run_id}"}
+                             "dashboard": f"/api/dashboard/models/census/runs/{run.run_id}"}
     assert promoted.headers["content-type"] == "application/json"
 
 
