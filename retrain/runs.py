@@ -176,7 +176,8 @@ class Run:
                    polls=int(e.get("Polls", 0)), transient_failures=int(e.get("TransientFailures", 0)),
                    baseline_run=e.get("BaselineRun", ""), error=e.get("Error", ""),
                    approval_expires_at=e.get("ApprovalExpiresAt", ""), decided_by=e.get("DecidedBy", ""),
-                  "TraceId": self.trace_id, "DecisionComment": self.decision_comment[:MAX_TEXT]}
+                   trace_id=e.get("TraceId", ""), decision_comment=e.get("DecisionComment", ""),
+                   etag=e.metadata.get("etag"), stored_status=Status(e["Status"]), **blobs)
 
     def to_public(self) -> dict:
         from .views import run_view  # the API's shape lives with the other public views
