@@ -1,4 +1,4 @@
-"""State layout 2 on a real Azurite: O(page) listings, the open-run index, the prefix index, run-ended records,
+"""State layout 3 on a real Azurite: O(page) listings, the open-run index, the prefix index, run-ended records,
 tolerant reads of stored rows, and the migration of tables written by the previous release."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from retrain.errors import BadRequest
 from retrain.locations import BlobLocation
 from retrain.model_rows import PARTITION, BrokenModel
 from retrain.promotions import Promotion, Reason
-from retrain.runs import OPEN, Run, Status, Trigger, iso
+from retrain.runs import BY_STATUS, OPEN, TIME, Run, Status, Trigger, index_rows, iso, status_key
 from retrain.triggers import on_schedule
 from tests.state_kit import T0, counting_context, finished_run, seed_promotions, seed_runs
 
@@ -106,6 +106,66 @@ def test_skipped_blobs_are_paged_newest_first_and_recorded_once(world):
     first = call(world, api.skipped, query={"limit": "2"}).body
     rest = call(world, api.skipped, query={"limit": "2", "continuation": first["continuation"]}).body
     assert [s["name"] for s in first["skipped"] + rest["skipped"]] == ["nobody/2.csv", "nobody/1.csv", "nobody/0.csv"]
+
+
+def status_rows(world) -> list[str]:
+    """The status index rows of the model's partition, by status (`s~<status>`)."""
+    rows = world.ctx.runs.table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                                               parameters={"pk": world.model, "low": BY_STATUS,
+                                                           "high": BY_STATUS + "~"}, select=["RowKey"])
+    return sorted(e["RowKey"].split("~")[1] for e in rows)
+
+
+def test_a_run_writes_a_status_index_row_only_when_it_ends(world, pump):
+    world.register()
+    run = world.land("census/a.csv", good_data())
+    seen = set()
+    pump.run(until=lambda: seen.add(tuple(status_rows(world))) or world.run(run.run_id).terminal)
+    assert seen - {(), ("promoted",)} == set() and status_rows(world) == ["promoted"]
+
+
+def test_runs_of_an_open_status_are_listed_from_the_open_run_index_whatever_the_history(world):
+    world.register()
+    costs = []
+    for finished in (0, 200):
+        history(world, finished)
+        ctx, count = counting_context(world.ctx.env)
+        before = count.snapshot()["table"]
+        page = ctx.runs.page(world.model, limit=10, status=Status.RUNNING)
+        costs.append(count.snapshot()["table"] - before)
+        if not finished:
+            opened = [open_run(world, i) for i in range(3)]
+    everything = world.ctx.runs.list(world.model, limit=1000)
+    assert [r.run_id for r in page.items] == [r.run_id for r in everything if r.status is Status.RUNNING]
+    assert len(page.items) == len(opened) and costs == [1, 1 + len(opened)]  # the model's open-run rows, then one read per open run
+
+
+def test_an_open_status_is_paged_with_a_continuation(world):
+    world.register()
+    opened = [open_run(world, i) for i in range(3)]
+    first = call(world, api.list_runs, query={"limit": "2", "status": "running"}).body
+    rest = call(world, api.list_runs, query={"limit": "2", "status": "running",
+                                             "continuation": first["continuation"]}).body
+    assert sorted(r["run_id"] for r in first["runs"] + rest["runs"]) == sorted(r.run_id for r in opened)
+    assert [r["run_id"] for r in first["runs"] + rest["runs"]] == [r.run_id for r in world.ctx.runs.list(world.model)]
+    assert "status=running" in first["next"] and rest["next"] is None
+    other = call(world, api.list_runs, query={"status": "queued", "continuation": first["continuation"]})
+    assert other.status == 400
+
+
+def test_a_revived_run_leaves_the_ended_listing_until_it_ends_again(world, pump):
+    world.register()
+    run = world.land("census/a.csv", good_data())
+    pump.run()
+    endpoint = world.ctx.models.get(world.model).definition.endpoints[0].name
+    chain.finish(world.ctx, replace(world.run(run.run_id), endpoints={endpoint: {"ok": False, "error": "no"}}),
+                 Status.FAILED, f"promotion failed on endpoint(s) {endpoint}")
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.FAILED)] == [run.run_id]
+    chain.retry_promotion(world.ctx, world.model, run.run_id, by="ops")
+    assert world.ctx.runs.list(world.model, status=Status.FAILED) == []
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.PROMOTING)] == [run.run_id]
+    pump.run()
+    assert status_rows(world) == ["promoted"]
 
 
 # --- the sweeper reads only open runs -------------------------------------------------------------
@@ -375,3 +435,47 @@ def test_tables_in_the_previous_layout_are_migrated_and_then_listed_paged_and_sw
     assert [r for _, r, _ in world.ctx.runs.open_entries()] == [waiting.run_id]
     moved = world.ctx.runs.save(replace(world.ctx.runs.get(world.model, waiting.run_id), status=Status.RUNNING))
     assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.RUNNING)] == [moved.run_id]
+    assert status_rows(world) == ["rejected"] * len(old_runs)  # open statuses have no status rows
+
+
+def layout_2_rows(run: Run) -> list[dict]:
+    """The index rows layout 2 wrote: the time row and a status row for every status, open ones included."""
+    status_row = {"PartitionKey": run.model, "RowKey": status_key(run, run.status), "RunId": run.run_id}
+    return [row for row in index_rows(run) if row["RowKey"].startswith(TIME)] + [status_row]
+
+
+def test_tables_in_layout_2_lose_their_open_status_rows_and_keep_listing_and_moving(world):
+    world.register()
+    ended = [finished_run(world.model, i) for i in range(3)]
+    queued = replace(finished_run(world.model, 9, status=Status.QUEUED), next_action_at=iso(T0), stored_status=None)
+    table = world.ctx.runs.table
+    for run in ended + [queued]:
+        table.upsert_entity(run.to_entity())
+        for row in layout_2_rows(run):
+            table.upsert_entity(row)
+    table.upsert_entity({"PartitionKey": OPEN, "RowKey": f"{world.model}~{queued.run_id}", "Model": world.model,
+                         "RunId": queued.run_id})
+    world.ctx.models.table.upsert_entity({"PartitionKey": PARTITION, "RowKey": migrate.LAYOUT_KEY, "Version": 2})
+    assert status_rows(world) == ["queued", "rejected", "rejected", "rejected"]
+    # A run of the old layout moves and ends before the migration ran: its open status row is never read.
+    stored = world.ctx.runs.get(world.model, queued.run_id)
+    running = world.ctx.runs.save(stored.moved(Status.RUNNING, "training", at=world.ctx.clock()))
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.QUEUED)] == []
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.RUNNING)] == [running.run_id]
+
+    assert migrate.ensure_layout(world.ctx) and migrate.layout_of(world.ctx) == migrate.LAYOUT
+    assert status_rows(world) == ["rejected"] * 3
+    assert [r.run_id for r in world.ctx.runs.list(world.model)] == [queued.run_id] + [
+        r.run_id for r in reversed(ended)]
+    chain.finish(world.ctx, running, Status.CANCELLED, "cancelled by test")
+    assert status_rows(world) == ["cancelled"] + ["rejected"] * 3
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.CANCELLED)] == [queued.run_id]
+
+
+def test_migrating_from_layout_2_twice_or_at_once_is_harmless(world):
+    world.register()
+    run = replace(finished_run(world.model, 1, status=Status.RUNNING), stored_status=None)
+    for row in [run.to_entity(), *layout_2_rows(run)]:
+        world.ctx.runs.table.upsert_entity(row)
+    assert migrate.migrate(world.ctx, 2)["open status rows"] == 1
+    assert migrate.migrate(world.ctx, 2)["open status rows"] == 0 and status_rows(world) == []
