@@ -242,22 +242,21 @@ def _action(verb: str, model: str, run: str, comment: str | None) -> None:
     out.emit(body, RUN_COLUMNS)
 
 
-@cli.command("approve")
-@click.argument("model")
-@click.argument("run")
-@click.option("--comment", required=True, help="why (recorded with the decision)")
-def approve(model: str, run: str, comment: str) -> None:
-    """Let RUN of MODEL, awaiting approval, be promoted."""
-    _action("approve", model, run, comment)
+def _decision(verb: str, summary: str) -> click.Command:
+    """`retrain approve` and `retrain reject`: a person's decision on a run awaiting approval, with why."""
+
+    @click.argument("model")
+    @click.argument("run")
+    @click.option("--comment", required=True, help="why (recorded with the decision)")
+    def decide(model: str, run: str, comment: str) -> None:
+        _action(verb, model, run, comment)
+
+    decide.__doc__ = summary
+    return cli.command(verb)(decide)
 
 
-@cli.command("reject")
-@click.argument("model")
-@click.argument("run")
-@click.option("--comment", required=True, help="why (recorded with the decision)")
-def reject(model: str, run: str, comment: str) -> None:
-    """Turn down RUN of MODEL, awaiting approval."""
-    _action("reject", model, run, comment)
+approve = _decision("approve", "Let RUN of MODEL, awaiting approval, be promoted.")
+reject = _decision("reject", "Turn down RUN of MODEL, awaiting approval.")
 
 
 @cli.command("rollback")
@@ -282,6 +281,17 @@ def promotions(model: str, limit: int) -> None:
     body = api.call("GET", f"models/{model}/promotions", limit=limit)
     out.emit(body, [("at", "at"), ("how", "reason"), ("from", "from_run"), ("to", "to_run"), ("by", "by"),
                     ("note", "note")], body["promotions"], f"promotions of {model}")
+
+
+@cli.command("audit")
+@click.argument("model")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def audit(model: str, limit: int) -> None:
+    """Who approved, rejected, cancelled, retried, rolled back or redefined MODEL, newest first."""
+    api, out = _ctx()
+    body = api.call("GET", f"models/{model}/audit", limit=limit)
+    out.emit(body, [("at", "at"), ("action", "action"), ("target", "target"), ("by", "by.name"),
+                    ("kind", "by.kind"), ("note", "by.note")], body["audit"], f"audit of {model}")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from retrain import api, chain, migrate, sweeper, triggers
 from retrain.errors import BadRequest
 from retrain.locations import BlobLocation
 from retrain.model_rows import PARTITION, BrokenModel
+from retrain.principal import Actor
 from retrain.promotions import Promotion, Reason
 from retrain.runs import BY_STATUS, OPEN, TIME, Run, Status, Trigger, index_rows, iso, status_key
 from retrain.triggers import on_schedule
@@ -166,6 +167,34 @@ def test_a_revived_run_leaves_the_ended_listing_until_it_ends_again(world, pump)
     assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.PROMOTING)] == [run.run_id]
     pump.run()
     assert status_rows(world) == ["promoted"]
+
+
+def test_the_audit_log_is_paged_newest_first_in_one_request_a_page(world):
+    world.register()
+    ops = Actor("user", "u1", "ops@contoso.com", "aad")
+    for i in range(5):
+        world.ctx.audit.record(world.model, "cancel", ops, T0 + timedelta(minutes=i), target=f"run{i}")
+    ctx, count = counting_context(world.ctx.env)
+    before = count.snapshot()["table"]
+    first = call(replace(world, ctx=ctx), api.audit, query={"limit": "3"}).body
+    assert count.snapshot()["table"] - before == 2  # the model's row, then one page of the audit partition
+    rest = call(world, api.audit, query={"limit": "3", "continuation": first["continuation"]}).body
+    assert [e["target"] for e in first["audit"] + rest["audit"]] == ["run4", "run3", "run2", "run1", "run0"]
+    assert first["next"].startswith("/api/models/census/audit?") and rest["next"] is None
+    assert call(world, api.audit, query={"continuation": first["continuation"][:-2] + "zz"}).status == 400
+
+
+def test_audit_rows_of_the_previous_release_are_read_as_they_are(world):
+    world.register()
+    world.ctx.audit.record(world.model, "approve", Actor("user", "u1", "ops", "aad"), T0 + timedelta(days=1))
+    old_key = f"{10 ** 13 - int(T0.timestamp() * 1000):013d}-0a1b2c3d"  # the key the previous release wrote
+    world.ctx.audit.table.create_entity({"PartitionKey": world.model, "RowKey": old_key, "Action": "rollback",
+                                         "At": T0.isoformat(), "Target": "p1",
+                                         "Actor": json.dumps({"kind": "function_key", "name": "function key"})})
+    first = call(world, api.audit, query={"limit": "1"}).body
+    rest = call(world, api.audit, query={"continuation": first["continuation"]}).body
+    assert [e["action"] for e in first["audit"] + rest["audit"]] == ["approve", "rollback"]
+    assert rest["audit"][0]["by"]["name"] == "function key"
 
 
 # --- the sweeper reads only open runs -------------------------------------------------------------
