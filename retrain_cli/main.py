@@ -272,15 +272,20 @@ def rollback(model: str, to_run: str | None, note: str) -> None:
                       ("at", "promotion.at")])
 
 
+def _listing(model: str, what: str, limit: int, columns: list[tuple[str, str]]) -> None:
+    """The first page of one of MODEL's listings (`promotions`, `audit`), newest first."""
+    api, out = _ctx()
+    body = api.call("GET", f"models/{model}/{what}", limit=limit)
+    out.emit(body, columns, body[what], f"{what} of {model}")
+
+
 @cli.command("promotions")
 @click.argument("model")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 def promotions(model: str, limit: int) -> None:
     """What served MODEL when, and who or what put it there."""
-    api, out = _ctx()
-    body = api.call("GET", f"models/{model}/promotions", limit=limit)
-    out.emit(body, [("at", "at"), ("how", "reason"), ("from", "from_run"), ("to", "to_run"), ("by", "by"),
-                    ("note", "note")], body["promotions"], f"promotions of {model}")
+    _listing(model, "promotions", limit, [("at", "at"), ("how", "reason"), ("from", "from_run"), ("to", "to_run"),
+                                          ("by", "by"), ("note", "note")])
 
 
 @cli.command("audit")
@@ -288,10 +293,8 @@ def promotions(model: str, limit: int) -> None:
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 def audit(model: str, limit: int) -> None:
     """Who approved, rejected, cancelled, retried, rolled back or redefined MODEL, newest first."""
-    api, out = _ctx()
-    body = api.call("GET", f"models/{model}/audit", limit=limit)
-    out.emit(body, [("at", "at"), ("action", "action"), ("target", "target"), ("by", "by.name"),
-                    ("kind", "by.kind"), ("note", "by.note")], body["audit"], f"audit of {model}")
+    _listing(model, "audit", limit, [("at", "at"), ("action", "action"), ("target", "target"), ("by", "by.name"),
+                                     ("kind", "by.kind"), ("note", "by.note")])
 
 
 def main() -> None:

@@ -138,7 +138,8 @@ def test_runs_of_an_open_status_are_listed_from_the_open_run_index_whatever_the_
             opened = [open_run(world, i) for i in range(3)]
     everything = world.ctx.runs.list(world.model, limit=1000)
     assert [r.run_id for r in page.items] == [r.run_id for r in everything if r.status is Status.RUNNING]
-    assert len(page.items) == len(opened) and costs == [1, 1 + len(opened)]  # the model's open-run rows, then one read per open run
+    # The model's open-run rows, then one read per open run:
+    assert len(page.items) == len(opened) and costs == [1, 1 + len(opened)]
 
 
 def test_an_open_status_is_paged_with_a_continuation(world):
