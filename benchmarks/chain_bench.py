@@ -34,6 +34,9 @@ gives each service client a counting transport, and child clients share it), cla
 through a `requests` response hook on `ctx.session` (every attempt). Per-run averages are
 printed next to the minimum the design needs (table MINIMUM below, one line of reasoning each),
 flagged where measured > minimum, with the likely cause (table CAUSES, from reading retrain/).
+The table minimum follows state layout 3 (README "State"): three entity-group transactions per run
+(creation, ending, promotion), every working status change a plain If-Match update, plus the
+open-run index row's write and delete and the owner's row read after the prefix-index query.
 
 Everything is bounded (`--timeout`) and stopped in `finally` (by PID: only what it started).
 """

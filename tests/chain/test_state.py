@@ -58,6 +58,19 @@ def test_runs_are_listed_newest_first_a_page_at_a_time_with_a_continuation(world
     assert seen == [r.run_id for r in reversed(runs)]
 
 
+@pytest.mark.parametrize("finished", [10, 300])
+def test_a_page_costs_one_index_query_and_a_point_read_per_run_whatever_the_history(world, finished):
+    world.register()
+    history(world, finished)
+    ctx, count = counting_context(world.ctx.env)
+    before = count.snapshot()
+    assert len(ctx.runs.page(world.model, limit=10).items) == 10
+    used = count.snapshot() - before
+    runs_table = ctx.runs.table.table_name
+    # No `RowKey eq a or RowKey eq b` query: Table storage answers it by scanning the whole partition.
+    assert (used[("table", runs_table, "query")], used[("table", runs_table, "read")], used["table"]) == (1, 10, 11)
+
+
 def test_the_status_filter_reads_only_runs_of_that_status(world):
     world.register()
     history(world, 30, status_of=lambda i: Status.PROMOTED if i % 10 == 0 else Status.REJECTED)
