@@ -223,8 +223,9 @@ var appSettings = {
 
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
-  // retrain/telemetry.py: spans, metrics and logs through the Azure Monitor exporter (configured by the app
-  // itself, so the worker's own PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY stays off: no double instrumentation).
+  // retrain/telemetry.py: spans, metrics and logs through the Azure Monitor distro (configure_azure_monitor, called
+  // by the app itself, so the worker's own PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY stays off: no double
+  // instrumentation).
   OTEL_SERVICE_NAME: functionAppName
 
   // SDK-type blob binding (azurefunctions-extensions-bindings-blob), as in local.settings.sample.json.

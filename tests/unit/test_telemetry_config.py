@@ -8,7 +8,7 @@ what is checked is what reaches them. Statsbeat (the SDK's own usage reports to 
 from __future__ import annotations
 
 import gzip
-import importlib.util
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -39,11 +39,14 @@ SCRIPT = textwrap.dedent("""
 
 
 def need_distro():
-    if importlib.util.find_spec("azure.monitor.opentelemetry") is None:
+    try:  # not find_spec: azure.monitor.opentelemetry is also the exporter's namespace package
+        importlib.metadata.version("azure-monitor-opentelemetry")
+        return
+    except importlib.metadata.PackageNotFoundError:
         message = "azure-monitor-opentelemetry is not installed: pip install -r requirements.txt"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def configure_in_a_fresh_process(**settings: str) -> dict:
