@@ -1,9 +1,9 @@
 """OpenTelemetry: one trace per run across its queue-triggered steps, a span per step, and the chain's metrics.
 
 Exporters are configured once per process, and only when asked: `APPLICATIONINSIGHTS_CONNECTION_STRING`
-(the Azure Monitor distro, `azure-monitor-opentelemetry`) and/or `OTEL_EXPORTER_OTLP_ENDPOINT` (OTLP over HTTP). Without either, the API's
-no-op providers make every call here free, so tests see nothing unless they install their own
-(in-memory) providers. Storage queues do not carry trace context, so each step message carries the
+(the Azure Monitor distro, `azure-monitor-opentelemetry`) and/or `OTEL_EXPORTER_OTLP_ENDPOINT` (OTLP over
+HTTP). Without either, the API's no-op providers make every call here free, so tests see nothing unless
+they install their own (in-memory) providers. Storage queues do not carry trace context, so each step message carries the
 W3C `traceparent` in its body; a message without one joins the run's recorded `trace_id`.
 """
 

@@ -138,3 +138,22 @@ def test_the_deliveries_api_agrees_with_the_page(announced):
     for delivery in listed["deliveries"]:
         assert f'id="d-{delivery["event_id"]}"' in page
     assert json.dumps(SECRET) not in page
+
+
+def test_deliveries_are_paged_newest_first_from_the_store(announced):
+    from retrain.events.model import test_event
+    from retrain.events.store import Delivery
+    answer = requests.put(f"{announced.host.url}/api/subscriptions/paged", timeout=10, json={
+        "url": announced.receiver.url("/paged", SECRET), "secret_setting": "RETRAIN_SECRET_HOOK"})
+    assert answer.status_code == 201, answer.text
+    ids = []
+    for minute in range(25):  # stored as the sender stores them; nothing is sent
+        event = test_event("paged", f"2026-01-01T00:{minute:02d}:00+00:00", f"n{minute}")
+        announced.world.ctx.events.create_delivery(Delivery("paged", event, created_at=event.time))
+        ids.append(event.id)
+    first = requests.get(announced.page("subscriptions/paged"), timeout=10).text
+    shown = re.findall(r'id="d-(evt_\w+)"', first)
+    assert shown == ids[::-1][:20]
+    older = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    rest = requests.get(f"{announced.host.url}{older}", timeout=10).text
+    assert re.findall(r'id="d-(evt_\w+)"', rest) == ids[::-1][20:] and 'rel="next"' not in rest
