@@ -435,6 +435,7 @@ class Bench:
         storage = Storage(connection, transport=lambda: CountingTransport(self.storage_counter))
         self.receiver = start_receiver()
         self.env.update({"RETRAIN_SECRET_BENCH": "whsec_" + "YmVuY2gtc2lnbmluZy1zZWNyZXQtMzItYnl0ZXMh",
+                         # the ML service's host stays allowed beside the receiver's
                          "ALLOWED_SERVICE_HOSTS": f"{self.env['ALLOWED_SERVICE_HOSTS']},{self.receiver.host}"})
         self.ctx = Context(settings, storage, self.env).ensure()
         self.http_counter = HttpCounter()

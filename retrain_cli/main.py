@@ -113,7 +113,7 @@ RUN_COLUMNS = [("run", "run_id"), ("status", "status"), ("trigger", "trigger"), 
               help="table on a terminal, json when piped")
 @click.pass_context
 def cli(ctx: click.Context, api_url: str, api_key: str | None, output: str | None) -> None:
-    """Operate model retraining: models, runs, approvals, rollbacks."""
+    """Operate model retraining: models, runs, approvals, rollbacks, event subscriptions."""
     fmt = output or ("table" if sys.stdout.isatty() else "json")
     ctx.obj = (Api(api_url, api_key), Out(fmt, Console(), Console(stderr=True)))
 
@@ -295,6 +295,11 @@ def audit(model: str, limit: int) -> None:
     """Who approved, rejected, cancelled, retried, rolled back or redefined MODEL, newest first."""
     _listing(model, "audit", limit, [("at", "at"), ("action", "action"), ("target", "target"), ("by", "by.name"),
                                      ("kind", "by.kind"), ("note", "by.note")])
+
+
+from .subscriptions import subscriptions  # noqa: E402 (it uses _ctx, defined above)
+
+cli.add_command(subscriptions)
 
 
 def main() -> None:
