@@ -1,8 +1,8 @@
 """What state costs as history and model count grow: each operation's storage requests and wall time.
 
 Run: `.venv/bin/python benchmarks/scale_bench.py [--quick] [--repeat 15] [--history 0,1000,10000]`
-(`--quick`: N = 0, 1,000, 10,000, under two minutes on 2 idle cores; without it N also reaches
-100,000, about 10 minutes on 2 idle cores, most of it seeding).
+(`--quick`: N = 0, 1,000, 10,000, under a minute on 2 shared cores; without it N also reaches
+100,000: about 25 minutes on 2 shared cores, nearly all of it seeding 99,000 rows into one partition).
 
 It starts its own in-memory Azurite (`devhost.world.Azurite`) and, for each size, a fresh set of
 tables (own prefix) seeded in this release's layout (`tests/state_kit.py`: insert-only entity-group
