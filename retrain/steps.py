@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from . import chain, pinning, telemetry
+from .artifacts import artifact_from_record
 from .context import Context
 from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError,
                      SettingsError, TransientServiceError, UnknownModel, UnusableModel)
@@ -272,8 +273,9 @@ def _supersede_waiting(ctx: Context, newer: Run) -> None:
 # --- promote -------------------------------------------------------------------------------
 
 def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
-    target = BlobLocation.from_record(run.outputs["model"])
-    located = ctx.storage.located(target.container, target.blob_name, expiry=model_sas_expiry(ctx, run))
+    target = artifact_from_record(run.outputs["model"])
+    located = ctx.storage.located(target.container, target.blob_name, expiry=model_sas_expiry(ctx, run)) \
+        if isinstance(target, BlobLocation) else target
     outcomes = dict(run.endpoints)
     transient: list[str] = []
     for spec in model.definition.endpoints:
