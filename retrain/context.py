@@ -64,6 +64,8 @@ class Context:
         if self.credential is None:
             static = (self.env.get(STATIC_TOKEN_SETTING) or "").strip()
             self.credential = (lambda: StaticTokenCredential(static)) if static else arm_credential
+        self._azureml_clients: dict[tuple[str, float], ArmClient] = {}
+        self._clients_lock = threading.Lock()
         self._ready = False
 
     @classmethod
@@ -125,11 +127,17 @@ class Context:
         return service_for(self, definition)
 
     def azureml(self, workspace: WorkspaceId | str, *, timeout: float = 300.0) -> ArmClient:
-        """The ARM/MLflow client of one Azure ML workspace (the app's identity; the base URL from the reference or RETRAIN_ARM_HOST)."""
+        """The ARM/MLflow client of one Azure ML workspace, kept per process (its token and workspace read are reused)."""
         ws = workspace if isinstance(workspace, WorkspaceId) else WorkspaceId.parse(workspace)
-        base = ws.base_url or f"https://{arm_host(self.env)}"
-        return ArmClient(ws, self.credential(), base_url=base, rules=self.outbound, session=self.session,
-                         retry=self.retry, timeout=timeout)
+        key = (ws.reference, timeout)
+        with self._clients_lock:
+            client = self._azureml_clients.get(key)
+            if client is None:
+                base = ws.base_url or f"https://{arm_host(self.env)}"
+                client = ArmClient(ws, self.credential(), base_url=base, rules=self.outbound, session=self.session,
+                                   retry=self.retry, timeout=timeout)
+                self._azureml_clients[key] = client
+        return client
 
     def updater(self, spec: EndpointSpec, *, arm_timeout: float = 300.0) -> EndpointUpdater:
         self.outbound().require(spec.url, spec.kind, f"endpoint {spec.name!r} url")
