@@ -883,7 +883,7 @@ def main() -> int:
             bench.receiver.stop()
         if azurite is not None:
             azurite.stop()
-    print(f"\n(total {time.monotonic() - started:.0f} s including start-up; Azurite and the fast ML service stopped)")
+    print(f"\n(total {time.monotonic() - started:.0f} s including start-up; Azurite and the ML service stopped)")
     return code
 
 

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import SECRET_KEYS as _SECRET_KEYS, http_url as _http_url, setting as _setting
-from .fields import unknown as _unknown
+from .definition_fields import SECRET_KEYS as _SECRET_KEYS
+from .definition_fields import http_url as _http_url, setting as _setting, unknown as _unknown
 from .endpoints import EndpointSpec
 from .errors import InvalidModelDefinition
 from .policy import Policy
