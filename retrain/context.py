@@ -16,6 +16,8 @@ from . import migrate
 from .audit import AuditLog
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
+from .serving.base import ServingDeps, ServingTarget
+from .serving.kinds import kind_of
 from .events.sender import QUEUE as EVENTS_QUEUE, EventQueue
 from .events.sinks import EventGridSink
 from .events.store import EventStore
@@ -119,6 +121,16 @@ class Context:
         return updater_for(spec, secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
                            credential=self.credential, session=self.session, retry=self.retry,
                            arm_timeout=arm_timeout)
+
+    def serving(self, spec, *, arm_timeout: float = 300.0, rollout=None) -> ServingTarget:
+        """The serving target for an endpoint of any kind, its URL checked against the outbound rule first."""
+        kind = kind_of(spec.kind)
+        self.outbound().require(spec.url, kind.service_kind, f"endpoint {spec.name!r} url")
+        deps = ServingDeps(secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
+                           credential=self.credential, session=self.session, retry=self.retry, clock=self.clock,
+                           arm_timeout=arm_timeout, rollout=rollout,
+                           allowed=lambda url, service, where: self.outbound().require(url, service, where))
+        return kind.target(spec, deps)
 
 
 _context: Context | None = None
