@@ -206,9 +206,9 @@ def time_out(ctx: Context, run: Run) -> Run:
 def cancel_job_quietly(ctx: Context, *, model: str, job_id: str) -> None:
     """Best effort: a job that cannot be cancelled now ends on its own; its run is already decided."""
     try:
-        ctx.bes(ctx.models.get(model).definition).cancel(job_id)
+        ctx.training(ctx.models.get(model).definition).cancel(job_id)
     except (RetrainError, OSError) as e:
-        log.warning("could not cancel BES job %s: %s", job_id, e)
+        log.warning("could not cancel training job %s: %s", job_id, e)
 
 
 def _because(comment: str) -> str:

@@ -6,7 +6,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import requests
 from azure.core.credentials import TokenCredential
@@ -14,6 +14,8 @@ from azure.core.exceptions import ResourceExistsError
 
 from . import migrate
 from .audit import AuditLog
+from .azureml.arm import ArmClient
+from .azureml.workspace import WorkspaceId
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
 from .serving.base import ServingDeps, ServingTarget
@@ -25,7 +27,7 @@ from .identity import STATIC_TOKEN_SETTING, StaticTokenCredential, arm_credentia
 from .errors import SettingsError
 from .http import RetryPolicy, new_session
 from .models import ModelDefinition, ModelRegistry
-from .outbound import OutboundRules
+from .outbound import OutboundRules, arm_host
 from .secrets import SecretRule
 from .promotions import PromotionLog
 from .queues import StepQueues
@@ -33,6 +35,9 @@ from .runs import RunStore
 from .settings import Settings
 from .skipped import SkippedLog
 from .storage import Connection, Storage
+
+if TYPE_CHECKING:
+    from .training import TrainingService
 
 
 @dataclass
@@ -116,6 +121,18 @@ class Context:
         key = self.secret(definition.training.key_setting, f"API key of model {definition.name!r}'s training service")
         return BesClient(definition.training.url, key, session=self.session, retry=self.retry)
 
+    def training(self, definition: ModelDefinition) -> "TrainingService":
+        """The training service of the definition's kind (Studio classic BES, Azure ML jobs)."""
+        from .training import service_for
+        return service_for(self, definition)
+
+    def azureml(self, workspace: WorkspaceId | str, *, timeout: float = 300.0, **options) -> ArmClient:
+        """The ARM/MLflow client of one Azure ML workspace (the app's identity; the base URL from the reference or RETRAIN_ARM_HOST)."""
+        ws = workspace if isinstance(workspace, WorkspaceId) else WorkspaceId.parse(workspace)
+        base = ws.base_url or f"https://{arm_host(self.env)}"
+        return ArmClient(ws, self.credential(), base_url=base, rules=self.outbound, session=self.session,
+                         retry=self.retry, timeout=timeout, **options)
+
     def updater(self, spec: EndpointSpec, *, arm_timeout: float = 300.0) -> EndpointUpdater:
         self.outbound().require(spec.url, spec.kind, f"endpoint {spec.name!r} url")
         return updater_for(spec, secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
@@ -129,7 +146,8 @@ class Context:
         deps = ServingDeps(secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
                            credential=self.credential, session=self.session, retry=self.retry, clock=self.clock,
                            arm_timeout=arm_timeout, rollout=rollout,
-                           allowed=lambda url, service, where: self.outbound().require(url, service, where))
+                           allowed=lambda url, service, where: self.outbound().require(url, service, where),
+                           azureml=lambda ws, **options: self.azureml(ws, timeout=arm_timeout, **options))
         return kind.target(spec, deps)
 
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .fields import SECRET_KEYS as _SECRET_KEYS, SETTING_NAME, http_url as _http_url, setting as _setting
-from .fields import unknown as _unknown
+from .definition_fields import SECRET_KEYS as _SECRET_KEYS
+from .definition_fields import unknown as _unknown
 from .serving.kinds import KINDS
 from .serving.rollout import RolloutPolicy
 from .errors import InvalidModelDefinition
-from .outbound import credential_problem
 from .policy import Policy
+from .training import parse_training, training_json
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-PORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
 
 
 def check_model_name(name: str) -> str:
@@ -27,32 +25,12 @@ def check_model_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class TrainingService:
-    """The BES training web service and how its inputs and outputs are named."""
-
-    url: str
-    key_setting: str
-    input_name: str = "input1"
-    model_output: str = "output1"
-    evaluation_output: str = "output2"
-    global_parameters: dict[str, str] = field(default_factory=dict)
-    baseline_parameter: str | None = "Baseline model"  # None: the service cannot score a baseline
-    data_parameter: str | None = None  # the data's URL goes in this global parameter, not an input
-
-    def to_json(self) -> dict:
-        return {"url": self.url, "key_setting": self.key_setting, "input": self.input_name,
-                "outputs": {"model": self.model_output, "evaluation": self.evaluation_output},
-                "global_parameters": dict(self.global_parameters),
-                "baseline_parameter": self.baseline_parameter, "data_parameter": self.data_parameter}
-
-
-@dataclass(frozen=True)
 class ModelDefinition:
     """What a user registers with `PUT /api/models/{model}`; holds setting names, never secrets."""
 
     name: str
-    training: TrainingService
-    endpoints: tuple[EndpointSpec, ...]
+    training: Any  # its kind's config: training.studio.StudioTraining or training.azureml.AzureMLTraining
+    endpoints: tuple[Any, ...]  # each kind's spec (retrain.serving.kinds)
     policy: Policy
     data_prefix: str
     schedule: bool = False
@@ -60,18 +38,18 @@ class ModelDefinition:
     rollout: RolloutPolicy = RolloutPolicy()  # how Azure ML online endpoints move traffic to a new deployment
 
     def to_json(self) -> dict:
-        return {"name": self.name, "description": self.description, "training": self.training.to_json(),
+        return {"name": self.name, "description": self.description, "training": training_json(self.training),
                 "endpoints": [e.to_json() for e in self.endpoints], "policy": self.policy.to_json(),
                 "data_prefix": self.data_prefix, "schedule": self.schedule, "rollout": self.rollout.to_json()}
 
     def destinations(self) -> list[tuple[str, str, str]]:
         """(field, service kind, URL) of every place this definition sends a credential or SAS."""
-        return [("training.url", "bes", self.training.url)] + [
+        return self.training.destinations() + [
             (f"endpoints[{i}].url", KINDS[e.kind].service_kind, e.url) for i, e in enumerate(self.endpoints)]
 
     def key_settings(self) -> list[tuple[str, str]]:
         """(field, app setting name) of every secret this definition reads."""
-        return [("training.key_setting", self.training.key_setting)] + [
+        return self.training.key_settings() + [
             (f"endpoints[{i}].key_setting", e.key_setting) for i, e in enumerate(self.endpoints) if e.key_setting]
 
     @classmethod
@@ -86,7 +64,7 @@ class ModelDefinition:
                         "data_prefix", "schedule", "rollout"}, "", problems)
         if body.get("name") not in (None, name):
             problems.append(f"name: {body['name']!r} differs from the name in the URL ({name!r})")
-        training = _training(body.get("training"), problems)
+        training = parse_training(body.get("training"), problems)
         raw_endpoints = body.get("endpoints")
         if raw_endpoints is None and "endpoint" in body:
             raw_endpoints = [body["endpoint"]]
@@ -131,50 +109,6 @@ def _find_secrets(obj: Any, path: str, problems: list[str]) -> None:
     elif isinstance(obj, list):
         for i, value in enumerate(obj):
             _find_secrets(value, f"{path}[{i}]", problems)
-
-
-def _port(value: Any, default: str, where: str, problems: list[str]) -> str:
-    value = default if value is None else value
-    if not isinstance(value, str) or not PORT_NAME.match(value):
-        problems.append(f"{where}: a service port name such as {default!r}")
-    return value
-
-
-def _training(raw: Any, problems: list[str]) -> TrainingService | None:
-    if not isinstance(raw, dict):
-        problems.append("training: an object with url and key_setting")
-        return None
-    _unknown(raw, {"url", "key_setting", "input", "outputs", "global_parameters", "baseline_parameter",
-                   "data_parameter"}, "training.", problems)
-    outputs = raw.get("outputs") or {}
-    if not isinstance(outputs, dict):
-        problems.append("training.outputs: an object {\"model\": \"output1\", \"evaluation\": \"output2\"}")
-        outputs = {}
-    _unknown(outputs, {"model", "evaluation"}, "training.outputs.", problems)
-    params = raw.get("global_parameters") or {}
-    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        problems.append("training.global_parameters: an object of name -> value")
-        params = {}
-    params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
-    for name, value in params.items():
-        problem = credential_problem(value, f"training.global_parameters[{name!r}]")
-        if problem:
-            problems.append(problem)
-    baseline = raw.get("baseline_parameter", "Baseline model")
-    data_param = raw.get("data_parameter")
-    for key, value in (("baseline_parameter", baseline), ("data_parameter", data_param)):
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            problems.append(f"training.{key}: a global parameter name, or null")
-    service = TrainingService(
-        url=_http_url(raw.get("url"), "training.url", problems),
-        key_setting=_setting(raw.get("key_setting"), "training.key_setting", problems),
-        input_name=_port(raw.get("input"), "input1", "training.input", problems),
-        model_output=_port(outputs.get("model"), "output1", "training.outputs.model", problems),
-        evaluation_output=_port(outputs.get("evaluation"), "output2", "training.outputs.evaluation", problems),
-        global_parameters=params, baseline_parameter=baseline, data_parameter=data_param)
-    if service.model_output == service.evaluation_output:
-        problems.append("training.outputs: model and evaluation must be different outputs")
-    return service
 
 
 def _endpoints(raw: Any, problems: list[str]) -> tuple:

@@ -48,10 +48,10 @@ def _rollback(ctx: Context, model: str, *, to_run: str | None, by: str, note: st
     target = _target(history, state.champion.run_id, to_run)
     run = ctx.runs.find(model, target.to_run)
     expiry = ctx.clock() + ctx.settings.model_sas_lifetime
-    output = run.outputs.get("model") if run and run.outputs.get("model") else target.location.to_record()
 
     def release_for(spec) -> serving.Release:
-        return serving.release(ctx, target.to_run, output, expiry=expiry, record=target.endpoints.get(spec.name) or {})
+        return serving.release(ctx, target.to_run, target.location, expiry=expiry,
+                               record=target.endpoints.get(spec.name) or {})
 
     done = serving.drive(ctx, list(state.definition.endpoints), release_for, {}, budget=ARM_WAIT, restoring=True,
                          arm_timeout=ARM_WAIT, rollout=state.definition.rollout)

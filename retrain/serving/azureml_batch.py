@@ -8,8 +8,9 @@ deployment the default again (re-created from its recorded settings if it was de
 
 from __future__ import annotations
 
-from .azureml_online import FIELDS, AzureMLOnlineEndpoint, parse, _settings
-from .azureml_rest import ArmRest, Busy
+from retrain.azureml.arm import KIND as AZUREML
+
+from .azureml_online import FIELDS, AzureMLOnlineEndpoint, Busy, _settings, parse, workspace_of
 from .base import EndpointKind, Progress, Release
 
 
@@ -60,7 +61,7 @@ class AzureMLBatchEndpoint(AzureMLOnlineEndpoint):
                                "properties": props.get("properties") or {}, "defaults": {"deploymentName": dep}}}
         if endpoint.get("identity"):
             body["identity"] = endpoint["identity"]
-        self.arm.put(self.spec.url, body)
+        self.arm.put(self.spec.path, body)
         return False
 
     def _set_traffic(self, state: dict, traffic: dict, mirror: dict) -> bool:
@@ -77,9 +78,9 @@ class AzureMLBatchEndpoint(AzureMLOnlineEndpoint):
 
 
 def _target(spec, deps) -> AzureMLBatchEndpoint:
-    return AzureMLBatchEndpoint(spec, ArmRest(deps.credential(), deps.session, deps.retry), deps)
+    return AzureMLBatchEndpoint(spec, workspace_of(spec, deps), deps)
 
 
 KIND = EndpointKind("azureml_batch", FIELDS,
                     lambda item, where, problems: parse("azureml_batch", "batchEndpoints", item, where, problems),
-                    _target, service_kind="arm", serialised=True)
+                    _target, service_kind=AZUREML, serialised=True)

@@ -21,17 +21,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from retrain.azureml.arm import KIND as AZUREML, ArmClient, Operation
+from retrain.azureml.workspace import WorkspaceId
+from retrain.definition_fields import http_url
 from retrain.errors import PermanentServiceError, TransientServiceError
-from retrain.fields import http_url
-from retrain.http import redact_url, scrub, send, trim
-from retrain.outbound import register_kind
+from retrain.http import RetryPolicy, redact_url, scrub, send, trim
 
-from .azureml_rest import ArmRest, Busy
 from .base import EndpointKind, Progress, Release
 from .rollout import MAX_DEPLOYMENTS, RolloutPolicy, split
 
-SCORING = "azureml_scoring"
-register_kind(SCORING, "Azure ML online endpoint scoring", lambda env: ("*.inference.ml.azure.com",))
+NO_CONFLICT_WAIT = RetryPolicy(attempts=1, backoff=0.0, max_backoff=0.0, budget=0.0)  # a busy 409 is a phase's wait
 
 ENDPOINT_PATH = re.compile(r"^(?P<ws>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
                            r"Microsoft\.MachineLearningServices/workspaces/[^/]+)/(?P<coll>onlineEndpoints|"
@@ -67,10 +66,17 @@ class AzureMLEndpointSpec:
         return urlsplit(self.url).path.rstrip("/").rsplit("/", 1)[-1]
 
     @property
-    def workspace_url(self) -> str:
+    def workspace(self) -> WorkspaceId:
+        """The workspace, on the URL's host (the app's ARM host in Azure; the local service's host here)."""
         parts = urlsplit(self.url)
         match = ENDPOINT_PATH.match(parts.path)
-        return f"{parts.scheme}://{parts.netloc}{match.group('ws') if match else ''}"
+        return WorkspaceId.parse(f"{parts.scheme}://{parts.netloc}{match.group('ws') if match else ''}", "url")
+
+    @property
+    def path(self) -> str:
+        """The endpoint's path inside its workspace (`onlineEndpoints/<name>`)."""
+        match = ENDPOINT_PATH.match(urlsplit(self.url).path)
+        return f"{match.group('coll')}/{match.group('ep')}" if match else ""
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "url": self.url, "name": self.name, "model_name": self.model_name,
@@ -102,6 +108,54 @@ def parse(kind: str, collection: str, item: dict, where: str, problems: list[str
                                else "custom_model", deployment)
 
 
+class Busy(Exception):
+    """The endpoint or deployment is being changed by another operation; call again after `retry_after` s."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Workspace:
+    """The workspace's ARM client (retrain.azureml.arm) as the phases use it: a 404 is None, a busy 409 is `Busy`."""
+
+    def __init__(self, client: ArmClient):
+        self.client = client
+
+    def get(self, path: str) -> dict | None:
+        return self._busy(lambda: self.client.get(path, missing_ok=True))
+
+    def put(self, path: str, body: dict) -> dict | None:
+        """Sent without waiting; the operation to look at later (a record), if the service started one."""
+        written = self._busy(lambda: self.client.put(path, body))
+        return written.operation.to_record() if written.operation else None
+
+    def post(self, path: str) -> dict:
+        return self._busy(lambda: self.client.post(path, {})).body
+
+    def delete(self, path: str) -> None:
+        self._busy(lambda: self.client.delete(path))
+
+    def list(self, path: str) -> list[dict]:
+        return self._busy(lambda: self.client.list(path))
+
+    def operation_error(self, record: dict | None) -> str | None:
+        if not record:
+            return None
+        status, body, _ = self.client.poll(Operation.from_record(record))
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        return error.get("message") if status in ("Failed", "Canceled") else None
+
+    @staticmethod
+    def _busy(call):
+        try:
+            return call()
+        except (PermanentServiceError, TransientServiceError) as e:
+            if e.status != 409:
+                raise
+            raise Busy(str(e), getattr(e, "retry_after", None)) from None
+
+
 def deployment_name(run_id: str) -> str:
     """A deployment named for the run: letters and digits, starting with a letter, at most 32 characters."""
     return f"r{run_id[:12]}"
@@ -114,7 +168,7 @@ def model_version(run_id: str) -> str:
 class AzureMLOnlineEndpoint:
     """One managed online endpoint; `promote` and `restore` advance a phase per call (see the module doc)."""
 
-    def __init__(self, spec: AzureMLEndpointSpec, arm: ArmRest, deps):
+    def __init__(self, spec: AzureMLEndpointSpec, arm: Workspace, deps):
         self.spec = spec
         self.arm = arm
         self.deps = deps
@@ -159,7 +213,7 @@ class AzureMLOnlineEndpoint:
         if release.model_id:
             state["model_id"] = release.model_id
             return self._next(state, "deploy")
-        version_url = f"{self.spec.workspace_url}/models/{self.spec.model_name}/versions/{model_version(release.run_id)}"
+        version_url = f"models/{self.spec.model_name}/versions/{model_version(release.run_id)}"
         found = self.arm.get(version_url)
         if found is None:
             self.arm.put(version_url, {"properties": {
@@ -171,7 +225,7 @@ class AzureMLOnlineEndpoint:
         if tag not in (None, release.run_id):
             return Progress(state, failed=f"model {self.spec.model_name} version {model_version(release.run_id)} "
                                           f"already exists for another run ({tag})")
-        state["model_id"] = _path(version_url)
+        state["model_id"] = f"{self.spec.workspace.path}/{version_url}"
         return self._next(state, "deploy")
 
     def _deploy(self, release: Release, state: dict) -> Progress:
@@ -372,7 +426,7 @@ class AzureMLOnlineEndpoint:
                                "mirrorTraffic": wanted_mirror,
                                **({"publicNetworkAccess": props["publicNetworkAccess"]}
                                   if props.get("publicNetworkAccess") else {})}}
-        self.arm.put(self.spec.url, {k: v for k, v in body.items() if v is not None})
+        self.arm.put(self.spec.path, {k: v for k, v in body.items() if v is not None})
         state["traffic_puts"] = state.get("traffic_puts", 0) + 1
         return False
 
@@ -396,8 +450,8 @@ class AzureMLOnlineEndpoint:
         uri = (self._endpoint().get("properties") or {}).get("scoringUri")
         if not uri:
             return "the endpoint reports no scoringUri"
-        self.deps.allowed(uri, SCORING, f"endpoint {self.spec.label} scoringUri")
-        key = self.arm.post(f"{self.spec.url}/listKeys").get("primaryKey")
+        self.deps.allowed(uri, AZUREML, f"endpoint {self.spec.label} scoringUri")
+        key = self.arm.post(f"{self.spec.path}/listKeys").get("primaryKey")
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json", SERVED_HEADER: dep}
         try:
             response = send(self.deps.session, "POST", uri, headers=headers, json=body, retry=self.deps.retry,
@@ -419,7 +473,7 @@ class AzureMLOnlineEndpoint:
                            "timespan": f"{since}/{end.isoformat()}",
                            "$filter": f"deployment eq '{dep}' and statusCodeClass eq '*'",
                            "api-version": "2023-10-01"})
-        answer = self.arm.get(f"{self.spec.url}/providers/Microsoft.Insights/metrics?{query}") or {}
+        answer = self.arm.get(f"{self.spec.path}/providers/Microsoft.Insights/metrics?{query}") or {}
         total = errors = 0.0
         for metric in answer.get("value") or []:
             for series in metric.get("timeseries") or []:
@@ -439,33 +493,21 @@ class AzureMLOnlineEndpoint:
 
     def _operation_error(self, state: dict) -> str:
         """The provisioning operation's error message (Azure-AsyncOperation of the PUT), if the service kept one."""
-        url = state.get("operation")
-        if not url:
-            return ""
-        self.deps.allowed(url, "arm", f"endpoint {self.spec.label} operation")
-        found = self.arm.get(url) or {}
-        error = found.get("error") or {}
-        message = error.get("message") if isinstance(error, dict) else None
+        message = self.arm.operation_error(state.get("operation"))
         return f": {trim(scrub(str(message)), 500)}" if message else ""
 
     def _endpoint(self) -> dict:
-        found = self.arm.get(self.spec.url)
+        found = self.arm.get(self.spec.path)
         if found is None:
             raise PermanentServiceError(f"online endpoint {self.spec.endpoint} does not exist", status=404,
                                         code="EndpointNotFound")
         return found
 
     def _deployments(self) -> list[dict]:
-        found = self.arm.get(f"{self.spec.url}/deployments") or {}
-        items = list(found.get("value") or [])
-        while found.get("nextLink"):
-            self.deps.allowed(found["nextLink"], "arm", f"endpoint {self.spec.label} nextLink")
-            found = self.arm.get(found["nextLink"]) or {}
-            items.extend(found.get("value") or [])
-        return items
+        return self.arm.list(f"{self.spec.path}/deployments")
 
     def _dep_url(self, dep: str) -> str:
-        return f"{self.spec.url}/deployments/{dep}"
+        return f"{self.spec.path}/deployments/{dep}"
 
     def _next(self, state: dict, phase: str, *, wait: float = 0.0, **changes) -> Progress:
         state.update(phase=phase, busy=0, **changes)
@@ -497,10 +539,6 @@ def _same_model(doc: dict, model_id: str) -> bool:
     return model.lower().endswith(model_id.lower().split("/workspaces/", 1)[-1])
 
 
-def _path(url: str) -> str:
-    return urlsplit(url).path
-
-
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
@@ -509,10 +547,14 @@ def _fmt(traffic: dict) -> str:
     return ", ".join(f"{d} {v}%" for d, v in sorted(traffic.items(), key=lambda kv: -kv[1])) or "no traffic"
 
 
+def workspace_of(spec: AzureMLEndpointSpec, deps) -> Workspace:
+    return Workspace(deps.azureml(spec.workspace, conflict_retry=NO_CONFLICT_WAIT))
+
+
 def _target(spec: AzureMLEndpointSpec, deps) -> AzureMLOnlineEndpoint:
-    return AzureMLOnlineEndpoint(spec, ArmRest(deps.credential(), deps.session, deps.retry), deps)
+    return AzureMLOnlineEndpoint(spec, workspace_of(spec, deps), deps)
 
 
 KIND = EndpointKind("azureml_online", FIELDS,
                     lambda item, where, problems: parse("azureml_online", "onlineEndpoints", item, where, problems),
-                    _target, service_kind="arm", serialised=True)
+                    _target, service_kind=AZUREML, serialised=True)

@@ -94,3 +94,4 @@ class ServingDeps:
     arm_timeout: float = 300.0
     rollout: Any = None  # retrain.serving.rollout.RolloutPolicy of the model
     allowed: Callable[[str, str, str], None] = lambda url, kind, where: None  # outbound.require, for URLs a service hands back
+    azureml: Callable[..., Any] | None = None  # (WorkspaceId, **ArmClient options) -> retrain.azureml.arm.ArmClient

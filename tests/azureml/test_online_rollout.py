@@ -15,8 +15,10 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
+from retrain.azureml.arm import ArmClient
 from retrain.http import RetryPolicy, new_session
 from retrain.identity import StaticTokenCredential
+from retrain.outbound import OutboundRules
 from retrain.serving.azureml_online import KIND, AzureMLEndpointSpec, deployment_name, model_version
 from retrain.serving.base import Release, ServingDeps
 from retrain.serving.rollout import RolloutPolicy
@@ -98,9 +100,14 @@ def endpoint(azureml) -> Endpoint:
 
 def _target(azureml, endpoint: Endpoint, rollout: RolloutPolicy, model_name: str | None = None):
     spec = AzureMLEndpointSpec("azureml_online", endpoint.url, model_name or f"m-{endpoint.name}", name="live")
-    deps = ServingDeps(secret=lambda name: "", credential=lambda: StaticTokenCredential(TOKEN),
-                       session=new_session(), retry=FAST, clock=lambda: datetime.now(timezone.utc),
-                       rollout=rollout)
+    session = new_session()
+
+    def client(ws, **options):
+        return ArmClient(ws, StaticTokenCredential(TOKEN), base_url=ws.base_url, session=session, retry=FAST,
+                         rules=lambda: OutboundRules.from_env({"ALLOWED_SERVICE_HOSTS": "127.0.0.1"}), **options)
+
+    deps = ServingDeps(secret=lambda name: "", credential=lambda: StaticTokenCredential(TOKEN), session=session,
+                       retry=FAST, clock=lambda: datetime.now(timezone.utc), rollout=rollout, azureml=client)
     return KIND.target(spec, deps)
 
 

@@ -1,4 +1,4 @@
-"""Validators for the fields of a definition: each appends a sentence naming the field to `problems`."""
+"""Field checks a definition's sections share (every problem appended to a list, never raised one by one)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from urllib.parse import urlparse
 from .outbound import credential_problem
 
 SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+PORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
 SECRET_KEYS = {"key", "api_key", "apikey", "primary_key", "token", "password", "secret", "sas",
                "connection_string", "account_key"}
 
 
-def unknown(obj: dict, allowed: set[str] | frozenset[str], path: str, problems: list[str]) -> None:
+def unknown(obj: dict, allowed: set[str], path: str, problems: list[str]) -> None:
     for key in obj:
         if key not in allowed and str(key).lower() not in SECRET_KEYS:
             problems.append(f"{path}{key}: unknown field (allowed: {', '.join(sorted(allowed))})")
@@ -35,6 +36,13 @@ def setting(value: Any, where: str, problems: list[str]) -> str:
     if not isinstance(value, str) or not SETTING_NAME.match(value):
         problems.append(f"{where}: the NAME of an app setting (letters, digits, underscores)")
         return ""
+    return value
+
+
+def port(value: Any, default: str, where: str, problems: list[str]) -> str:
+    value = default if value is None else value
+    if not isinstance(value, str) or not PORT_NAME.match(value):
+        problems.append(f"{where}: a service port name such as {default!r}")
     return value
 
 
