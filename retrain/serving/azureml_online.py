@@ -235,7 +235,7 @@ class AzureMLOnlineEndpoint:
         existing = self.arm.get(self._dep_url(dep))
         if existing is not None and _same_model(existing, state["model_id"]):
             state["settings"] = _settings(existing, state["model_id"])
-            return self._next(state, "provision", started=self._now())
+            return self._next(state, "provision", started=self._now_iso())
         body = self._body(state)
         if isinstance(body, str):
             return Progress(state, failed=body)
@@ -250,7 +250,7 @@ class AzureMLOnlineEndpoint:
                 return Progress(state, wait=POLL)
         state["operation"] = self.arm.put(self._dep_url(dep), body)
         state["settings"] = body
-        return self._next(state, "provision", started=self._now(), wait=1.0,
+        return self._next(state, "provision", started=self._now_iso(), wait=1.0,
                           note=f"deployment {dep} created with model {state['model_id'].rsplit('/models/', 1)[-1]}")
 
     def _remember_previous(self, state: dict) -> None:
