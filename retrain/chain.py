@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from . import pinning, telemetry
+from . import pinning, serving, telemetry
 from .context import Context
 from .events import outbox
 from .errors import Conflict, ConcurrentUpdate, RetrainError, UnusableModel
@@ -287,7 +287,7 @@ def retry_promotion(ctx: Context, model: str, run_id: str, *, by: str, comment: 
     try:
         return enter(ctx, replace(run, deadline=iso(ctx.clock() + ctx.settings.run_timeout)), Status.PROMOTING,
                      f"retrying endpoint(s) {', '.join(failed)} (asked by {by}{_because(comment)})", error="",
-                     strict=True)
+                     endpoints=serving.reopen(run.endpoints), strict=True)
     except ConcurrentUpdate:
         raise _lost_race(ctx, model, run_id, "retrying") from None
 

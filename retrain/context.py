@@ -18,6 +18,8 @@ from .azureml.arm import ArmClient
 from .azureml.workspace import WorkspaceId
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
+from .serving.base import ServingDeps, ServingTarget
+from .serving.kinds import kind_of
 from .events.sender import QUEUE as EVENTS_QUEUE, EventQueue
 from .events.sinks import EventGridSink
 from .events.store import EventStore
@@ -64,7 +66,7 @@ class Context:
         if self.credential is None:
             static = (self.env.get(STATIC_TOKEN_SETTING) or "").strip()
             self.credential = (lambda: StaticTokenCredential(static)) if static else arm_credential
-        self._azureml_clients: dict[tuple[str, float], ArmClient] = {}
+        self._azureml_clients: dict[tuple, ArmClient] = {}
         self._clients_lock = threading.Lock()
         self._ready = False
 
@@ -126,16 +128,16 @@ class Context:
         from .training import service_for
         return service_for(self, definition)
 
-    def azureml(self, workspace: WorkspaceId | str, *, timeout: float = 300.0) -> ArmClient:
+    def azureml(self, workspace: WorkspaceId | str, *, timeout: float = 300.0, **options) -> ArmClient:
         """The ARM/MLflow client of one Azure ML workspace, kept per process (its token and workspace read are reused)."""
         ws = workspace if isinstance(workspace, WorkspaceId) else WorkspaceId.parse(workspace)
-        key = (ws.reference, timeout)
+        key = (ws.reference, timeout, tuple(sorted(options.items())))
         with self._clients_lock:
             client = self._azureml_clients.get(key)
             if client is None:
                 base = ws.base_url or f"https://{arm_host(self.env)}"
                 client = ArmClient(ws, self.credential(), base_url=base, rules=self.outbound, session=self.session,
-                                   retry=self.retry, timeout=timeout)
+                                   retry=self.retry, timeout=timeout, **options)
                 self._azureml_clients[key] = client
         return client
 
@@ -144,6 +146,17 @@ class Context:
         return updater_for(spec, secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
                            credential=self.credential, session=self.session, retry=self.retry,
                            arm_timeout=arm_timeout)
+
+    def serving(self, spec, *, arm_timeout: float = 300.0, rollout=None) -> ServingTarget:
+        """The serving target for an endpoint of any kind, its URL checked against the outbound rule first."""
+        kind = kind_of(spec.kind)
+        self.outbound().require(spec.url, kind.service_kind, f"endpoint {spec.name!r} url")
+        deps = ServingDeps(secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
+                           credential=self.credential, session=self.session, retry=self.retry, clock=self.clock,
+                           arm_timeout=arm_timeout, rollout=rollout,
+                           allowed=lambda url, service, where: self.outbound().require(url, service, where),
+                           azureml=lambda ws, **options: self.azureml(ws, timeout=arm_timeout, **options))
+        return kind.target(spec, deps)
 
 
 _context: Context | None = None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .definition_fields import SECRET_KEYS as _SECRET_KEYS
-from .definition_fields import http_url as _http_url, setting as _setting, unknown as _unknown
-from .endpoints import EndpointSpec
+from .definition_fields import unknown as _unknown
+from .serving.kinds import KINDS
+from .serving.rollout import RolloutPolicy
 from .errors import InvalidModelDefinition
 from .policy import Policy
 from .training import parse_training, training_json
@@ -29,21 +30,22 @@ class ModelDefinition:
 
     name: str
     training: Any  # its kind's config: training.studio.StudioTraining or training.azureml.AzureMLTraining
-    endpoints: tuple[EndpointSpec, ...]
+    endpoints: tuple[Any, ...]  # each kind's spec (retrain.serving.kinds)
     policy: Policy
     data_prefix: str
     schedule: bool = False
     description: str = ""
+    rollout: RolloutPolicy = RolloutPolicy()  # how Azure ML online endpoints move traffic to a new deployment
 
     def to_json(self) -> dict:
         return {"name": self.name, "description": self.description, "training": training_json(self.training),
-                "endpoints": [_endpoint_json(e) for e in self.endpoints], "policy": self.policy.to_json(),
-                "data_prefix": self.data_prefix, "schedule": self.schedule}
+                "endpoints": [e.to_json() for e in self.endpoints], "policy": self.policy.to_json(),
+                "data_prefix": self.data_prefix, "schedule": self.schedule, "rollout": self.rollout.to_json()}
 
     def destinations(self) -> list[tuple[str, str, str]]:
         """(field, service kind, URL) of every place this definition sends a credential or SAS."""
         return self.training.destinations() + [
-            (f"endpoints[{i}].url", e.kind, e.url) for i, e in enumerate(self.endpoints)]
+            (f"endpoints[{i}].url", KINDS[e.kind].service_kind, e.url) for i, e in enumerate(self.endpoints)]
 
     def key_settings(self) -> list[tuple[str, str]]:
         """(field, app setting name) of every secret this definition reads."""
@@ -59,7 +61,7 @@ class ModelDefinition:
             raise InvalidModelDefinition(["the body must be a JSON object"])
         _find_secrets(body, "", problems)
         _unknown(body, {"name", "description", "training", "endpoints", "endpoint", "policy",
-                        "data_prefix", "schedule"}, "", problems)
+                        "data_prefix", "schedule", "rollout"}, "", problems)
         if body.get("name") not in (None, name):
             problems.append(f"name: {body['name']!r} differs from the name in the URL ({name!r})")
         training = parse_training(body.get("training"), problems)
@@ -72,6 +74,11 @@ class ModelDefinition:
         except InvalidModelDefinition as e:
             problems.extend(p if p.startswith("policy") else f"policy: {p}" for p in e.problems)
             policy = None
+        try:
+            rollout = RolloutPolicy.from_json(body.get("rollout"))
+        except InvalidModelDefinition as e:
+            problems.extend(e.problems)
+            rollout = None
         prefix = body.get("data_prefix", f"{name}/")
         if not isinstance(prefix, str) or not prefix.strip("/") or prefix.startswith("/") or ".." in prefix \
                 or "\\" in prefix:
@@ -87,12 +94,7 @@ class ModelDefinition:
             problems.append("description: a string of at most 1000 characters")
         if problems:
             raise InvalidModelDefinition(problems)
-        return cls(name, training, endpoints, policy, prefix, schedule, description)
-
-
-def _endpoint_json(spec: EndpointSpec) -> dict:
-    return {"kind": spec.kind, "url": spec.url, "resource_name": spec.resource_name,
-            "key_setting": spec.key_setting, "name": spec.name}
+        return cls(name, training, endpoints, policy, prefix, schedule, description, rollout)
 
 
 def _find_secrets(obj: Any, path: str, problems: list[str]) -> None:
@@ -109,11 +111,12 @@ def _find_secrets(obj: Any, path: str, problems: list[str]) -> None:
             _find_secrets(value, f"{path}[{i}]", problems)
 
 
-def _endpoints(raw: Any, problems: list[str]) -> tuple[EndpointSpec, ...]:
+def _endpoints(raw: Any, problems: list[str]) -> tuple:
+    """Each endpoint parsed by its kind (`retrain.serving.kinds`); names distinct."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        problems.append("endpoints: a list of {kind, url, resource_name, key_setting}")
+        problems.append("endpoints: a list of {kind, url, ...}")
         return ()
     specs, names = [], set()
     for i, item in enumerate(raw):
@@ -121,24 +124,16 @@ def _endpoints(raw: Any, problems: list[str]) -> tuple[EndpointSpec, ...]:
         if not isinstance(item, dict):
             problems.append(f"{where}: an object")
             continue
-        _unknown(item, {"kind", "url", "resource_name", "key_setting", "name"}, f"{where}.", problems)
-        kind = item.get("kind", "classic")
-        if kind not in ("classic", "arm"):
-            problems.append(f"{where}.kind: 'classic' or 'arm'")
-        url = _http_url(item.get("url"), f"{where}.url", problems)
-        resource = item.get("resource_name")
-        if not isinstance(resource, str) or not resource.strip():
-            problems.append(f"{where}.resource_name: the trained model's resource name, "
-                            "e.g. 'Census Model [trained model]'")
-        key_setting = item.get("key_setting")
-        if kind == "classic":
-            key_setting = _setting(key_setting, f"{where}.key_setting", problems)
-        elif key_setting is not None:
-            problems.append(f"{where}.key_setting: ARM endpoints use the app's Azure AD identity, not a key")
+        kind = KINDS.get(item.get("kind", "classic"))
+        if kind is None:
+            problems.append(f"{where}.kind: one of {', '.join(repr(k) for k in KINDS)}")
+            continue
+        _unknown(item, kind.fields | {"kind", "name"}, f"{where}.", problems)
+        spec = kind.parse(item, where, problems)
+        url = spec.url
         name = item.get("name") or (url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] if url else f"endpoint{i}")
         if name in names:
             problems.append(f"{where}.name: {name!r} is used twice; give each endpoint a distinct name")
         names.add(name)
-        specs.append(EndpointSpec(kind=kind, url=url, resource_name=resource or "", key_setting=key_setting,
-                                  name=name))
+        specs.append(replace(spec, name=name))
     return tuple(specs)

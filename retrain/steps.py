@@ -13,14 +13,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Callable
 
-from . import chain, pinning, telemetry
-from .artifacts import artifact_from_record
+from . import chain, pinning, serving, telemetry
 from .context import Context
 from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError,
                      SettingsError, TransientServiceError, UnknownModel, UnusableModel)
 from .events import outbox
 from .job_failures import MAX_ATTEMPTS
-from .locations import BlobLocation
+from .artifacts import artifact_from_record
 from .models import ChampionRecord, ModelState
 from .policy import decide
 from .promotions import Promotion, Reason
@@ -74,9 +73,9 @@ def _run_step(ctx: Context, message: StepMessage, expected: Status,
         log.info("%s: run %s is %s, not %s; message dropped", message.step.value, run.run_id,
                  run.status.value, expected.value)
         return
-    if message.step is Step.CHECK and message.poll != run.polls:
-        log.info("check: run %s expects poll %d, message has %d; stale message dropped", run.run_id, run.polls,
-                 message.poll)
+    if message.step in (Step.CHECK, Step.PROMOTE) and message.poll != run.polls:
+        log.info("%s: run %s expects poll %d, message has %d; stale message dropped", message.step.value,
+                 run.run_id, run.polls, message.poll)
         return
     with telemetry.run_span(f"retrain.step.{message.step.value}", model=run.model, run_id=run.run_id,
                             headers=message.otel, trace_id=run.trace_id, step=message.step.value,
@@ -274,30 +273,25 @@ def _supersede_waiting(ctx: Context, newer: Run) -> None:
 
 def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
     target = artifact_from_record(run.outputs["model"])
-    located = ctx.storage.located(target.container, target.blob_name, expiry=model_sas_expiry(ctx, run)) \
-        if isinstance(target, BlobLocation) else target
-    outcomes = dict(run.endpoints)
-    transient: list[str] = []
-    for spec in model.definition.endpoints:
-        if outcomes.get(spec.name, {}).get("ok"):
-            continue  # updated by an earlier delivery; only failed endpoints are retried
-        try:
-            outcome = ctx.updater(spec).update(located)
-            outcomes[spec.name] = {"ok": True, "kind": spec.kind, "changed": outcome.changed,
-                                   "served": outcome.served, "at": iso(ctx.clock())}
-        except TransientServiceError as e:
-            transient.append(spec.name)
-            outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000], "transient": True,
-                                   "at": iso(ctx.clock())}
-        except (PermanentServiceError, SettingsError) as e:
-            outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000], "at": iso(ctx.clock())}
-    failed = [name for name, o in outcomes.items() if not o.get("ok")]
+    release = serving.release(ctx, run.run_id, target, expiry=model_sas_expiry(ctx, run))
+    done = serving.advance(ctx, model.definition.endpoints, lambda spec: release, run.endpoints,
+                           rollout=model.definition.rollout)
+    outcomes = done.outcomes
+    if done.waiting:  # a rollout under way: the next phase is a delayed message, never a sleep
+        delay = done.wait
+        saved = ctx.runs.save(replace(run, endpoints=outcomes, polls=run.polls + 1, transient_failures=0,
+                                      next_action_at=iso(ctx.clock() + timedelta(seconds=delay)),
+                                      reason=serving.progress_reason(outcomes, done)))
+        ctx.queues.send(StepMessage(run.model, run.run_id, Step.PROMOTE, saved.polls), delay)
+        telemetry.outcome("polling")
+        return
+    failed = done.failed + done.transient
     if failed:
         run = ctx.runs.save(replace(run, endpoints=outcomes))
-        if transient and len(transient) == len(failed) and run.transient_failures < ctx.settings.transient_retry_limit:
-            raise TransientServiceError(f"endpoint(s) {', '.join(transient)} unavailable; will retry",
+        if done.transient and not done.failed and run.transient_failures < ctx.settings.transient_retry_limit:
+            raise TransientServiceError(f"endpoint(s) {', '.join(done.transient)} unavailable; will retry",
                                         retry_after=None)
-        updated = [n for n, o in outcomes.items() if o.get("ok")]
+        updated = done.updated
         chain.finish(ctx, run, Status.FAILED,
                      "promotion failed on endpoint(s) " + ", ".join(
                          f"{n} ({outcomes[n]['error'][:200]})" for n in failed)
@@ -305,6 +299,7 @@ def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) ->
                      + "; the champion did not change",
                      error="; ".join(f"{n}: {outcomes[n]['error']}" for n in failed))
         return
+    target = serving.served_artifact(target, outcomes)
     previous = model.champion.run_id if model.champion else None
     now = iso(ctx.clock())
     reason = Reason.APPROVAL if run.decided_by else Reason.POLICY
