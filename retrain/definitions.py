@@ -74,6 +74,8 @@ class ModelDefinition:
         except InvalidModelDefinition as e:
             problems.extend(p if p.startswith("policy") else f"policy: {p}" for p in e.problems)
             policy = None
+        if training is not None and policy is not None:
+            problems.extend(training.policy_problems(policy))
         try:
             rollout = RolloutPolicy.from_json(body.get("rollout"))
         except InvalidModelDefinition as e:

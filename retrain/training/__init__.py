@@ -83,13 +83,31 @@ class TrainingService(Protocol):
         """The new model's metrics and, if scored on the same hold-out, the baseline's; EvaluationUnusable if unreadable."""
 
 
+class TrainingConfig(Protocol):
+    """A kind's `training` section as parsed (a frozen dataclass per kind)."""
+
+    kind: str
+
+    def to_json(self) -> dict:
+        """The section as stored and shown (without `kind`; `training_json` adds it)."""
+
+    def destinations(self) -> list[tuple[str, str, str]]:
+        """(field, outbound kind, URL) of every place this section sends a credential or SAS."""
+
+    def key_settings(self) -> list[tuple[str, str]]:
+        """(field, app setting name) of every secret this section reads."""
+
+    def policy_problems(self, policy: Any) -> list[str]:
+        """What the policy asks for that this training cannot yield (listed at PUT)."""
+
+
 @dataclass(frozen=True)
 class TrainingKind:
     """What a kind is, in one place: its definition section and its service."""
 
     name: str
     label: str
-    parse: Callable[[dict, list[str]], Any]  # the raw `training` object -> its config (problems appended)
+    parse: Callable[[dict, list[str]], TrainingConfig | None]  # the raw `training` object (problems appended)
     service: Callable[["Context", Any], TrainingService]  # (context, definition) -> the service
 
 
@@ -101,7 +119,7 @@ def register(kind: TrainingKind) -> None:
     KINDS[kind.name] = kind
 
 
-def parse_training(raw: Any, problems: list[str]) -> Any:
+def parse_training(raw: Any, problems: list[str]) -> TrainingConfig | None:
     """The `training` section as its kind's config (`kind` absent means studio); None with problems listed."""
     from . import azureml, studio  # noqa: F401  (each registers its kind)
 
@@ -116,7 +134,7 @@ def parse_training(raw: Any, problems: list[str]) -> Any:
     return KINDS[kind].parse({k: v for k, v in raw.items() if k != "kind"}, problems)
 
 
-def training_json(config: Any) -> dict:
+def training_json(config: TrainingConfig) -> dict:
     """A training config as stored and shown: its fields, with `kind` unless it is the default."""
     body = config.to_json()
     return body if config.kind == DEFAULT_KIND else {"kind": config.kind, **body}

@@ -72,6 +72,15 @@ class AzureMLTraining:
     def key_settings(self) -> list[tuple[str, str]]:
         return []  # the app's identity, never a key
 
+    def policy_problems(self, policy) -> list[str]:
+        """Rules on a metric no mapped MLflow key yields would always find it missing: say so at PUT."""
+        if not self.metrics:
+            return []
+        names = set(self.metrics.values())
+        return [f"policy.rules[{i}].metric: {rule.metric!r} is not a name training.metrics maps an MLflow key to "
+                f"(it maps to {', '.join(sorted(map(repr, names)))})"
+                for i, rule in enumerate(policy.rules) if rule.metric not in names]
+
     def policy_name(self, key: str) -> str:
         return self.metrics.get(key, key) if self.metrics else key
 

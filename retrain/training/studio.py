@@ -14,6 +14,7 @@ from ..errors import JobNotFound, RetrainError
 from ..evaluation import Evaluation, parse_evaluation
 from ..job_failures import read_failure
 from ..locations import BlobLocation
+from ..outbound import credential_problem
 from ..runs import parse_iso
 from . import EvaluationUnusable, JobLost, JobStatus, Phase, Submitted, TrainingKind, register
 from ..definition_fields import http_url, port, setting, unknown
@@ -50,6 +51,9 @@ class StudioTraining:
     def key_settings(self) -> list[tuple[str, str]]:
         return [("training.key_setting", self.key_setting)]
 
+    def policy_problems(self, policy) -> list[str]:
+        return []  # Evaluate Model names its own columns; any may be used
+
 
 def parse(raw: dict, problems: list[str]) -> StudioTraining:
     """The studio `training` section, every problem appended."""
@@ -65,7 +69,6 @@ def parse(raw: dict, problems: list[str]) -> StudioTraining:
         problems.append("training.global_parameters: an object of name -> value")
         params = {}
     params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
-    from ..outbound import credential_problem
     for name, value in params.items():
         problem = credential_problem(value, f"training.global_parameters[{name!r}]")
         if problem:

@@ -139,3 +139,10 @@ def test_a_user_error_is_a_data_error_with_the_logs_last_line():
     assert failure.data_error
     assert failure.text == "The command exited with code 1. The log ends: Training failed: the label column 'label' is missing"
     assert read_job_error({"category": "SystemError", "message": "Infrastructure error"}).retryable
+
+
+def test_a_rule_on_a_metric_the_mapping_does_not_yield_is_named():
+    body = copy.deepcopy(BODY)
+    body["policy"] = {"rules": [{"metric": "F-Score", "min": 0.5}]}
+    assert problems_of(body) == ["policy.rules[0].metric: 'F-Score' is not a name training.metrics maps an MLflow "
+                                 "key to (it maps to 'AUC', 'Accuracy')"]
