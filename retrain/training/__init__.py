@@ -103,7 +103,7 @@ def register(kind: TrainingKind) -> None:
 
 def parse_training(raw: Any, problems: list[str]) -> Any:
     """The `training` section as its kind's config (`kind` absent means studio); None with problems listed."""
-    from . import studio  # noqa: F401  (each registers its kind)
+    from . import azureml, studio  # noqa: F401  (each registers its kind)
 
     if not isinstance(raw, dict):
         problems.append("training: an object; for Studio classic {url, key_setting}, for Azure ML "
