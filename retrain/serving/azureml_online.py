@@ -126,9 +126,11 @@ class Workspace:
         return self._busy(lambda: self.client.get(path, missing_ok=True))
 
     def put(self, path: str, body: dict) -> dict | None:
-        """Sent without waiting; the operation to look at later (a record), if the service started one."""
+        """Sent without waiting; the operation to look at later (a record with its Retry-After), if any."""
         written = self._busy(lambda: self.client.put(path, body))
-        return written.operation.to_record() if written.operation else None
+        if not written.operation:
+            return None
+        return {**written.operation.to_record(), "retry_after": written.operation.retry_after}
 
     def post(self, path: str) -> dict:
         return self._busy(lambda: self.client.post(path, {})).body
@@ -250,7 +252,7 @@ class AzureMLOnlineEndpoint:
                 return Progress(state, wait=POLL)
         state["operation"] = self.arm.put(self._dep_url(dep), body)
         state["settings"] = body
-        return self._next(state, "provision", started=self._now_iso(), wait=1.0,
+        return self._next(state, "provision", started=self._now_iso(), wait=_poll_wait(state),
                           note=f"deployment {dep} created with model {state['model_id'].rsplit('/models/', 1)[-1]}")
 
     def _remember_previous(self, state: dict) -> None:
@@ -293,7 +295,7 @@ class AzureMLOnlineEndpoint:
             return Progress(state, failed=f"deployment {dep} still {status} after {waited:.0f}s (the bound is "
                                           f"{self.rollout.provisioning_timeout_seconds}s); traffic was not moved")
         state["note"] = f"deployment {dep} is {status}"
-        return Progress(state, wait=POLL)
+        return Progress(state, wait=_poll_wait(state))
 
     def _smoke(self, release: Release, state: dict) -> Progress:
         dep = state["deployment"]
@@ -531,6 +533,12 @@ def _settings(doc: dict, model: str | None) -> dict:
     if doc.get("identity"):
         body["identity"] = doc["identity"]
     return {k: v for k, v in body.items() if v is not None}
+
+
+def _poll_wait(state: dict) -> float:
+    """The provisioning operation's Retry-After when it gave one (within 1 s .. POLL), else POLL."""
+    after = (state.get("operation") or {}).get("retry_after")
+    return POLL if after is None else min(POLL, max(1.0, float(after)))
 
 
 def _same_model(doc: dict, model_id: str) -> bool:
