@@ -205,6 +205,9 @@ class AzureMLOnlineEndpoint:
     def _busy(self, state: dict, e: Busy) -> Progress:
         state["busy"] = state.get("busy", 0) + 1
         if state["busy"] > MAX_BUSY:
+            if state.get("phase") == "revert":  # traffic could not be moved back: say where it is
+                return Progress(state, failed=f"{state.get('abort')}; moving traffic back failed, the endpoint "
+                                              f"stayed busy ({e}): check its traffic")
             return self._abort(state, f"endpoint {self.spec.label} stayed busy with other operations: {e}")
         state["note"] = f"{self.spec.endpoint} is busy with another operation; trying again"
         return Progress(state, wait=e.retry_after if e.retry_after is not None else POLL)
@@ -235,7 +238,8 @@ class AzureMLOnlineEndpoint:
         if "previous_traffic" not in state:
             self._remember_previous(state)
         existing = self.arm.get(self._dep_url(dep))
-        if existing is not None and _same_model(existing, state["model_id"]):
+        failed = (existing or {}).get("properties", {}).get("provisioningState") in ("Failed", "Canceled")
+        if existing is not None and _same_model(existing, state["model_id"]) and not failed:
             state["settings"] = _settings(existing, state["model_id"])
             return self._next(state, "provision", started=self._now_iso())
         body = self._body(state)
@@ -288,8 +292,10 @@ class AzureMLOnlineEndpoint:
                 return self._next(state, "smoke")
             return self._next(state, "mirror" if self.rollout.mirror else "traffic", step=0)
         if status in ("Failed", "Canceled"):
+            reason = self._operation_error(state)
+            state["phase"] = "deploy"  # a retry of the promotion sends the deployment again
             return Progress(state, failed=f"deployment {dep} of endpoint {self.spec.endpoint} failed to provision "
-                                          f"({status}){self._operation_error(state)}; traffic was not moved")
+                                          f"({status}){reason}; traffic was not moved")
         waited = (self._now() - _parse(state["started"])).total_seconds()
         if waited > self.rollout.provisioning_timeout_seconds:
             return Progress(state, failed=f"deployment {dep} still {status} after {waited:.0f}s (the bound is "
@@ -363,6 +369,7 @@ class AzureMLOnlineEndpoint:
         if not self._set_traffic(state, dict(state["previous_traffic"]), {}):
             return Progress(state, wait=VERIFY)
         state["traffic"] = dict(state["previous_traffic"])
+        state.update(phase="traffic", step=0)  # a retry of the promotion walks the steps again
         return Progress(state, failed=f"{state['abort']}; traffic moved back to {_fmt(state['previous_traffic'])}")
 
     def _abort(self, state: dict, reason: str) -> Progress:
