@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from retrain import rollback, steps
+from retrain.web import dashboard
 from retrain.artifacts import AzureMLModel
 from retrain.context import Context
 from retrain.http import RetryPolicy
@@ -155,13 +156,15 @@ def test_a_run_is_promoted_blue_green_and_the_answers_change(chain):
 def test_a_canary_promotion_walks_its_steps_as_delayed_messages(chain):
     chain.register(CANARY)
     run = chain.promoting(chain.jobs["new"])
-    seen = []
+    seen, pages = [], []
     deadline = time.monotonic() + 90
     while not chain.ctx.runs.get("census", run.run_id).terminal and time.monotonic() < deadline:
         chain.pump.once(Step.PROMOTE)
         traffic = chain.traffic()
         if not seen or seen[-1] != traffic:
             seen.append(traffic)
+            live = dashboard.handle(chain.ctx, dashboard.WebRequest("GET", f"models/census/runs/{run.run_id}/live"))
+            pages.append(live.body.decode())
         time.sleep(0.2)
     run = chain.ctx.runs.get("census", run.run_id)
     dep = deployment_name(run.run_id)
@@ -169,6 +172,9 @@ def test_a_canary_promotion_walks_its_steps_as_delayed_messages(chain):
     assert seen == [{"blue": 100}, {dep: 25, "blue": 75}, {dep: 100}]
     history = chain.ctx.promotions.history("census")
     assert history[0].endpoints["live"]["traffic"] == {dep: 100}
+    assert any(f"rolling out: {dep} takes 25%" in page for page in pages)
+    overview = dashboard.handle(chain.ctx, dashboard.WebRequest("GET", "")).body.decode()
+    assert f"(traffic {dep} 100%)" in overview
 
 
 def test_a_failing_smoke_test_fails_the_run_with_the_reason_and_traffic_stays(chain):
