@@ -66,6 +66,8 @@ class Context:
         if self.credential is None:
             static = (self.env.get(STATIC_TOKEN_SETTING) or "").strip()
             self.credential = (lambda: StaticTokenCredential(static)) if static else arm_credential
+        self._azureml_clients: dict[tuple, ArmClient] = {}
+        self._clients_lock = threading.Lock()
         self._ready = False
 
     @classmethod
@@ -127,11 +129,17 @@ class Context:
         return service_for(self, definition)
 
     def azureml(self, workspace: WorkspaceId | str, *, timeout: float = 300.0, **options) -> ArmClient:
-        """The ARM/MLflow client of one Azure ML workspace (the app's identity; the base URL from the reference or RETRAIN_ARM_HOST)."""
+        """The ARM/MLflow client of one Azure ML workspace, kept per process (its token and workspace read are reused)."""
         ws = workspace if isinstance(workspace, WorkspaceId) else WorkspaceId.parse(workspace)
-        base = ws.base_url or f"https://{arm_host(self.env)}"
-        return ArmClient(ws, self.credential(), base_url=base, rules=self.outbound, session=self.session,
-                         retry=self.retry, timeout=timeout, **options)
+        key = (ws.reference, timeout, tuple(sorted(options.items())))
+        with self._clients_lock:
+            client = self._azureml_clients.get(key)
+            if client is None:
+                base = ws.base_url or f"https://{arm_host(self.env)}"
+                client = ArmClient(ws, self.credential(), base_url=base, rules=self.outbound, session=self.session,
+                                   retry=self.retry, timeout=timeout, **options)
+                self._azureml_clients[key] = client
+        return client
 
     def updater(self, spec: EndpointSpec, *, arm_timeout: float = 300.0) -> EndpointUpdater:
         self.outbound().require(spec.url, spec.kind, f"endpoint {spec.name!r} url")

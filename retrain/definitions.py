@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .fields import SECRET_KEYS as _SECRET_KEYS
-from .fields import unknown as _unknown
+from .definition_fields import SECRET_KEYS as _SECRET_KEYS
+from .definition_fields import unknown as _unknown
 from .serving.kinds import KINDS
 from .serving.rollout import RolloutPolicy
 from .errors import InvalidModelDefinition

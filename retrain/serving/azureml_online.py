@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 from retrain.azureml.arm import KIND as AZUREML, ArmClient, Operation
 from retrain.azureml.workspace import WorkspaceId
-from retrain.fields import http_url
+from retrain.definition_fields import http_url
 from retrain.errors import PermanentServiceError, TransientServiceError
 from retrain.http import RetryPolicy, redact_url, scrub, send, trim
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retrain.errors import InvalidModelDefinition
-from retrain.fields import bounded_int, bounded_number, unknown
+from retrain.definition_fields import bounded_int, bounded_number, unknown
 
 STRATEGIES = ("blue_green", "canary")
 MAX_DEPLOYMENTS = 20  # Azure's limit per online endpoint

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from retrain.fields import http_url, setting
+from retrain.definition_fields import http_url, setting
 from retrain.http import redact_url
 from retrain.locations import BlobLocation
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..artifacts import Artifact, AzureMLModel, artifact_from_record
 from ..azureml.workspace import WorkspaceId
-from ..fields import unknown
+from ..definition_fields import unknown
 from ..errors import PermanentServiceError
 from ..evaluation import Evaluation
 from ..job_failures import JobFailure, MAX_REASON

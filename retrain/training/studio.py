@@ -16,7 +16,7 @@ from ..job_failures import read_failure
 from ..locations import BlobLocation
 from ..runs import parse_iso
 from . import EvaluationUnusable, JobLost, JobStatus, Phase, Submitted, TrainingKind, register
-from ..fields import http_url, port, setting, unknown
+from ..definition_fields import http_url, port, setting, unknown
 
 KIND = "studio"
 _PHASES = {JobState.NOT_STARTED: Phase.ACTIVE, JobState.RUNNING: Phase.ACTIVE, JobState.FINISHED: Phase.COMPLETED,
