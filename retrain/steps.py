@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from . import chain, pinning, serving, telemetry
+from .artifacts import artifact_from_record
 from .context import Context
 from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError,
                      SettingsError, TransientServiceError, UnknownModel, UnusableModel)
 from .events import outbox
 from .job_failures import MAX_ATTEMPTS
-from .artifacts import artifact_from_record
 from .models import ChampionRecord, ModelState
 from .policy import decide
 from .promotions import Promotion, Reason

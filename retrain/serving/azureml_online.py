@@ -126,9 +126,11 @@ class Workspace:
         return self._busy(lambda: self.client.get(path, missing_ok=True))
 
     def put(self, path: str, body: dict) -> dict | None:
-        """Sent without waiting; the operation to look at later (a record), if the service started one."""
+        """Sent without waiting; the operation to look at later (a record with its Retry-After), if any."""
         written = self._busy(lambda: self.client.put(path, body))
-        return written.operation.to_record() if written.operation else None
+        if not written.operation:
+            return None
+        return {**written.operation.to_record(), "retry_after": written.operation.retry_after}
 
     def post(self, path: str) -> dict:
         return self._busy(lambda: self.client.post(path, {})).body
@@ -203,6 +205,9 @@ class AzureMLOnlineEndpoint:
     def _busy(self, state: dict, e: Busy) -> Progress:
         state["busy"] = state.get("busy", 0) + 1
         if state["busy"] > MAX_BUSY:
+            if state.get("phase") == "revert":  # traffic could not be moved back: say where it is
+                return Progress(state, failed=f"{state.get('abort')}; moving traffic back failed, the endpoint "
+                                              f"stayed busy ({e}): check its traffic")
             return self._abort(state, f"endpoint {self.spec.label} stayed busy with other operations: {e}")
         state["note"] = f"{self.spec.endpoint} is busy with another operation; trying again"
         return Progress(state, wait=e.retry_after if e.retry_after is not None else POLL)
@@ -233,7 +238,8 @@ class AzureMLOnlineEndpoint:
         if "previous_traffic" not in state:
             self._remember_previous(state)
         existing = self.arm.get(self._dep_url(dep))
-        if existing is not None and _same_model(existing, state["model_id"]):
+        failed = (existing or {}).get("properties", {}).get("provisioningState") in ("Failed", "Canceled")
+        if existing is not None and _same_model(existing, state["model_id"]) and not failed:
             state["settings"] = _settings(existing, state["model_id"])
             return self._next(state, "provision", started=self._now_iso())
         body = self._body(state)
@@ -250,7 +256,7 @@ class AzureMLOnlineEndpoint:
                 return Progress(state, wait=POLL)
         state["operation"] = self.arm.put(self._dep_url(dep), body)
         state["settings"] = body
-        return self._next(state, "provision", started=self._now_iso(), wait=1.0,
+        return self._next(state, "provision", started=self._now_iso(), wait=_poll_wait(state),
                           note=f"deployment {dep} created with model {state['model_id'].rsplit('/models/', 1)[-1]}")
 
     def _remember_previous(self, state: dict) -> None:
@@ -286,14 +292,16 @@ class AzureMLOnlineEndpoint:
                 return self._next(state, "smoke")
             return self._next(state, "mirror" if self.rollout.mirror else "traffic", step=0)
         if status in ("Failed", "Canceled"):
+            reason = self._operation_error(state)
+            state["phase"] = "deploy"  # a retry of the promotion sends the deployment again
             return Progress(state, failed=f"deployment {dep} of endpoint {self.spec.endpoint} failed to provision "
-                                          f"({status}){self._operation_error(state)}; traffic was not moved")
+                                          f"({status}){reason}; traffic was not moved")
         waited = (self._now() - _parse(state["started"])).total_seconds()
         if waited > self.rollout.provisioning_timeout_seconds:
             return Progress(state, failed=f"deployment {dep} still {status} after {waited:.0f}s (the bound is "
                                           f"{self.rollout.provisioning_timeout_seconds}s); traffic was not moved")
         state["note"] = f"deployment {dep} is {status}"
-        return Progress(state, wait=POLL)
+        return Progress(state, wait=_poll_wait(state))
 
     def _smoke(self, release: Release, state: dict) -> Progress:
         dep = state["deployment"]
@@ -361,6 +369,7 @@ class AzureMLOnlineEndpoint:
         if not self._set_traffic(state, dict(state["previous_traffic"]), {}):
             return Progress(state, wait=VERIFY)
         state["traffic"] = dict(state["previous_traffic"])
+        state.update(phase="traffic", step=0)  # a retry of the promotion walks the steps again
         return Progress(state, failed=f"{state['abort']}; traffic moved back to {_fmt(state['previous_traffic'])}")
 
     def _abort(self, state: dict, reason: str) -> Progress:
@@ -531,6 +540,12 @@ def _settings(doc: dict, model: str | None) -> dict:
     if doc.get("identity"):
         body["identity"] = doc["identity"]
     return {k: v for k, v in body.items() if v is not None}
+
+
+def _poll_wait(state: dict) -> float:
+    """The provisioning operation's Retry-After when it gave one (within 1 s .. POLL), else POLL."""
+    after = (state.get("operation") or {}).get("retry_after")
+    return POLL if after is None else min(POLL, max(1.0, float(after)))
 
 
 def _same_model(doc: dict, model_id: str) -> bool:

@@ -331,3 +331,37 @@ def test_rollback_recreates_a_deleted_deployment_from_its_recorded_settings(azur
     assert restored.done and restored.state.get("recreated")
     assert endpoint.traffic() == {deployment_name(first.run_id): 100}
     assert endpoint.score([{"x": 1}]).json()["answer"] == "first"
+
+
+# --- the emulator's Azure Monitor metrics ----------------------------------------------------
+
+def _metrics(azureml, endpoint: Endpoint, filter_: str, **params) -> requests.Response:
+    now = datetime.now(timezone.utc)
+    query = {"metricnames": "RequestsPerMinute", "aggregation": "Total", "interval": "PT1M",
+             "timespan": f"{(now.replace(microsecond=0)).isoformat()}/{now.isoformat()}", "$filter": filter_,
+             "api-version": "2023-10-01", **params}
+    return azureml.rest("GET", f"{endpoint.path}/providers/Microsoft.Insights/metrics", params=query)
+
+
+def test_the_metrics_count_each_deployments_answers_by_status_class(azureml, endpoint):
+    started = datetime.now(timezone.utc)
+    for rows in ([{"x": 1}], [{"x": 2}]):
+        assert endpoint.score(rows).status_code == 200
+    assert endpoint.score([], deployment="nope").status_code == 404
+    timespan = f"{started.isoformat()}/{datetime.now(timezone.utc).isoformat()}"
+    body = _metrics(azureml, endpoint, "deployment eq 'blue' and statusCodeClass eq '*'", timespan=timespan).json()
+    series = body["value"][0]["timeseries"]
+    totals = {s["metadatavalues"][0]["value"]: sum(p["total"] for p in s["data"]) for s in series}
+    assert totals == {"2xx": 2.0}
+    everything = _metrics(azureml, endpoint, "deployment eq '*'", timespan=timespan).json()["value"][0]["timeseries"]
+    assert {s["metadatavalues"][0]["value"] for s in everything} == {"blue", "nope"}
+
+
+def test_an_unknown_metric_is_a_400_naming_what_is_offered(azureml, endpoint):
+    r = _metrics(azureml, endpoint, "deployment eq 'blue'", metricnames="CpuUtilizationPercentage")
+    assert r.status_code == 400 and "RequestsPerMinute" in r.json()["error"]["message"]
+
+
+def test_a_filter_on_an_unknown_dimension_is_a_400(azureml, endpoint):
+    r = _metrics(azureml, endpoint, "colour eq 'red'")
+    assert r.status_code == 400 and "statusCodeClass" in r.json()["error"]["message"]

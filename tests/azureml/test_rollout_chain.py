@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from retrain import rollback, steps
+from retrain.web import dashboard
 from retrain.artifacts import AzureMLModel
 from retrain.context import Context
 from retrain.http import RetryPolicy
@@ -155,13 +156,15 @@ def test_a_run_is_promoted_blue_green_and_the_answers_change(chain):
 def test_a_canary_promotion_walks_its_steps_as_delayed_messages(chain):
     chain.register(CANARY)
     run = chain.promoting(chain.jobs["new"])
-    seen = []
+    seen, pages = [], []
     deadline = time.monotonic() + 90
     while not chain.ctx.runs.get("census", run.run_id).terminal and time.monotonic() < deadline:
         chain.pump.once(Step.PROMOTE)
         traffic = chain.traffic()
         if not seen or seen[-1] != traffic:
             seen.append(traffic)
+            live = dashboard.handle(chain.ctx, dashboard.WebRequest("GET", f"models/census/runs/{run.run_id}/live"))
+            pages.append(live.body.decode())
         time.sleep(0.2)
     run = chain.ctx.runs.get("census", run.run_id)
     dep = deployment_name(run.run_id)
@@ -169,6 +172,9 @@ def test_a_canary_promotion_walks_its_steps_as_delayed_messages(chain):
     assert seen == [{"blue": 100}, {dep: 25, "blue": 75}, {dep: 100}]
     history = chain.ctx.promotions.history("census")
     assert history[0].endpoints["live"]["traffic"] == {dep: 100}
+    assert any(f"rolling out: {dep} takes 25%" in page for page in pages)
+    overview = dashboard.handle(chain.ctx, dashboard.WebRequest("GET", "")).body.decode()
+    assert f"(traffic {dep} 100%)" in overview
 
 
 def test_a_failing_smoke_test_fails_the_run_with_the_reason_and_traffic_stays(chain):
@@ -245,3 +251,69 @@ def test_failed_provisioning_fails_the_run_with_the_services_reason(chain):
     assert run.status is Status.FAILED
     assert "failed to provision" in run.reason and "Not enough quota" in run.reason
     assert chain.traffic() == {"blue": 100}
+
+
+def test_a_failed_promotion_retried_sends_the_deployment_again_and_goes_live(chain):
+    from retrain import chain as runs_chain
+
+    chain.register()
+    chain.azureml.faults("POST", {"type": "fail_provisioning", "message": "Not enough quota for Standard_DS3_v2"})
+    failed = chain.settle(chain.promoting(chain.jobs["new"]))
+    assert failed.status is Status.FAILED
+    chain.azureml.faults("DELETE")
+    runs_chain.retry_promotion(chain.ctx, "census", failed.run_id, by="test")
+    run = chain.settle(failed)
+    dep = deployment_name(run.run_id)
+    assert run.status is Status.PROMOTED, run.reason
+    assert [d for d in chain.deployments() if d != "blue"] == [dep] and chain.traffic() == {dep: 100}
+    assert len(chain.versions()) == 1
+
+
+def test_the_api_view_shows_each_endpoints_deployment_and_traffic(chain):
+    import jsonschema
+
+    from retrain.schemas import SCHEMAS
+
+    chain.register()
+    run = chain.settle(chain.promoting(chain.jobs["new"]))
+    view = run.to_public()["endpoints"]["live"]
+    assert view["deployment"] == deployment_name(run.run_id) and view["traffic"] == {view["deployment"]: 100}
+    assert view["previous"] == "blue" and view["previous_traffic"] == {"blue": 100} and view["phase"] == "done"
+    assert "settings" not in view
+    schema = {**SCHEMAS["EndpointOutcome"], "components": {"schemas": SCHEMAS}}
+    jsonschema.validate(view, schema)
+
+
+# --- batch endpoints -----------------------------------------------------------------------
+
+def test_a_batch_endpoint_gets_a_new_deployment_made_its_default(chain):
+    az = chain.azureml
+    path = f"/batchEndpoints/b-{chain.endpoint[3:]}"
+    assert az.rest("PUT", path, json={"location": "westeurope", "properties": {"authMode": "AADToken"}}) \
+        .status_code == 201
+    _wait(az, path)
+    r = az.rest("PUT", f"/models/batch-{chain.endpoint}/versions/1", json={"properties": {
+        "modelType": "custom_model", "modelUri": f"azureml://jobs/{chain.jobs['old']}/outputs/model"}})
+    assert r.status_code in (200, 201), r.text
+    r = az.rest("PUT", f"{path}/deployments/first", json={"location": "westeurope", "properties": {
+        "model": {"referenceType": "Id", "assetId": f"{az.ws_path}/models/batch-{chain.endpoint}/versions/1"},
+        "compute": f"{az.ws_path}/computes/cpu-cluster", "resources": {"instanceCount": 2}, "miniBatchSize": 5}})
+    assert r.status_code == 201, r.text
+    _wait(az, f"{path}/deployments/first")
+    assert az.rest("PUT", path, json={"location": "westeurope", "properties": {
+        "authMode": "AADToken", "defaults": {"deploymentName": "first"}}}).status_code == 200
+    _wait(az, path)
+    definition = {"training": {"url": "https://ussouthcentral.services.azureml.net/workspaces/w/services/s",
+                               "key_setting": "RETRAIN_SECRET_UNUSED"},
+                  "endpoints": [{"kind": "azureml_batch", "name": "nightly", "model_name": chain.model_name,
+                                 "url": f"{chain.workspace}{path}"}]}
+    chain.ctx.models.put(ModelDefinition.from_json("census", definition))
+    run = chain.settle(chain.promoting(chain.jobs["new"]))
+    assert run.status is Status.PROMOTED, run.reason
+    dep = deployment_name(run.run_id)
+    endpoint = az.rest("GET", path).json()
+    assert endpoint["properties"]["defaults"]["deploymentName"] == dep
+    new = az.rest("GET", f"{path}/deployments/{dep}").json()["properties"]
+    assert new["model"]["assetId"].endswith(f"/models/{chain.model_name}/versions/{run.run_id[:16]}")
+    assert new["resources"]["instanceCount"] == 2 and new["miniBatchSize"] == 5  # copied from the default
+    assert run.endpoints["nightly"]["previous"] == "first"
