@@ -4,8 +4,9 @@
 // (containers training-data + retrain-outputs + the deployment package, the four step queues, the
 // three state tables); a Key Vault for the ML service keys; Log Analytics + Application Insights;
 // the Flex Consumption plan and Function App with identity-based app settings; the role assignments;
-// and the Event Grid system topic on the storage account. The Event Grid subscription for the blob
-// trigger is created by the postdeploy hook (infra/hooks/postdeploy.sh), after the code is deployed.
+// the Event Grid system topic on the storage account; and, unless turned off, an Event Grid custom topic
+// (CloudEvents 1.0) the app publishes its events to. The Event Grid subscription for the blob trigger is
+// created by the postdeploy hook (infra/hooks/postdeploy.sh), after the code is deployed.
 
 targetScope = 'subscription'
 
@@ -67,6 +68,9 @@ param armHost string = 'management.azure.com'
 
 @description('ARM id of an Azure ML workspace the app trains and serves in (/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{ws}); the app\'s identity gets AzureML Data Scientist on it. Empty: no Azure ML role.')
 param azureMlWorkspaceId string = ''
+
+@description('Publish the app\'s events (retrain.run.promoted, ...) to an Event Grid custom topic (CloudEvents 1.0) this template creates, with the app\'s identity as EventGrid Data Sender; false: webhooks only.')
+param eventGridEventsEnabled bool = true
 
 // --- hosting --------------------------------------------------------------------------------------
 
@@ -173,6 +177,18 @@ module eventGridTopic 'core/eventgrid-topic.bicep' = {
   }
 }
 
+// The app's own events (retrain/events/sinks.py): a custom topic, and the app identity's sender role on it.
+module eventsTopic 'core/eventgrid-events-topic.bicep' = if (eventGridEventsEnabled) {
+  name: 'eventgrid-events-topic'
+  scope: rg
+  params: {
+    name: 'evgt-events-${resourceToken}'
+    location: location
+    tags: tags
+    identityPrincipalId: identity.outputs.principalId
+  }
+}
+
 module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -223,8 +239,9 @@ var appSettings = {
 
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
-  // retrain/telemetry.py: spans, metrics and logs through the Azure Monitor exporter (configured by the app
-  // itself, so the worker's own PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY stays off: no double instrumentation).
+  // retrain/telemetry.py: spans, metrics and logs through the Azure Monitor distro (configure_azure_monitor, called
+  // by the app itself, so the worker's own PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY stays off: no double
+  // instrumentation).
   OTEL_SERVICE_NAME: functionAppName
 
   // SDK-type blob binding (azurefunctions-extensions-bindings-blob), as in local.settings.sample.json.
@@ -245,6 +262,10 @@ var appSettings = {
   // Outbound allow-list (retrain/outbound.py): credentials go only to Azure's hosts per kind and these.
   ALLOWED_SERVICE_HOSTS: allowedServiceHosts
   RETRAIN_ARM_HOST: armHost
+
+  // Event Grid sink (retrain/events/sinks.py): the custom topic's endpoint; empty: no Event Grid sink. The app
+  // publishes with its identity (AZURE_CLIENT_ID above); EVENTGRID_KEY_SETTING (a topic key) is for local use only.
+  EVENTGRID_TOPIC_ENDPOINT: eventGridEventsEnabled ? eventsTopic.outputs.endpoint : ''
 
   // Easy Auth is on (app/function.bicep authsettingsV2): read X-MS-CLIENT-PRINCIPAL, enforce the app roles.
   RETRAIN_EASY_AUTH: 'true'
@@ -287,6 +308,7 @@ module functionApp 'app/function.bicep' = {
   dependsOn: [
     rbac
     keyVault
+    eventsTopic
   ]
 }
 
@@ -302,6 +324,7 @@ output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.name
+output EVENTGRID_EVENTS_TOPIC_NAME string = eventGridEventsEnabled ? eventsTopic.outputs.name : ''
 output TRAINING_CONTAINER string = trainingContainerName
 output OUTPUT_CONTAINER string = outputContainerName
 output ML_KEY_SETTING_NAMES string = join(mlKeySettingNames, ',')

@@ -1,9 +1,9 @@
 """OpenTelemetry: one trace per run across its queue-triggered steps, a span per step, and the chain's metrics.
 
 Exporters are configured once per process, and only when asked: `APPLICATIONINSIGHTS_CONNECTION_STRING`
-(Azure Monitor) and/or `OTEL_EXPORTER_OTLP_ENDPOINT` (OTLP over HTTP). Without either, the API's
-no-op providers make every call here free, so tests see nothing unless they install their own
-(in-memory) providers. Storage queues do not carry trace context, so each step message carries the
+(the Azure Monitor distro, `azure-monitor-opentelemetry`) and/or `OTEL_EXPORTER_OTLP_ENDPOINT` (OTLP over
+HTTP). Without either, the API's no-op providers make every call here free, so tests see nothing unless
+they install their own (in-memory) providers. Storage queues do not carry trace context, so each step message carries the
 W3C `traceparent` in its body; a message without one joins the run's recorded `trace_id`.
 """
 
@@ -51,51 +51,64 @@ class RunIdFilter(logging.Filter):
 
 
 def configure(env: Mapping[str, str]) -> bool:
-    """Install exporters once if a destination is set; True when this call configured them."""
+    """Install exporters once if a destination is set; True when this call configured them.
+
+    With a connection string, the Azure Monitor distro (`configure_azure_monitor`, once) sets up traces,
+    metrics and logs of the `retrain` logger, and the OTLP exporters, when asked, ride along as extra
+    processors; with only an OTLP endpoint, the SDK's providers export there alone.
+    """
     global _configured
     ai, otlp = (env.get(AI_SETTING) or "").strip(), (env.get(OTLP_SETTING) or "").strip()
     with _lock:
         if _configured or not (ai or otlp):
             return False
-        from opentelemetry._logs import set_logger_provider
-        from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+        from opentelemetry.sdk._logs import LoggingHandler
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-        from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or env.get("WEBSITE_SITE_NAME")
                                     or "retrain"})
         spans, readers, logs = [], [], []
-        if ai:
-            from azure.monitor.opentelemetry.exporter import (AzureMonitorLogExporter, AzureMonitorMetricExporter,
-                                                              AzureMonitorTraceExporter)
-            auth = {"connection_string": ai, **_entra_auth(env)}
-            spans.append(AzureMonitorTraceExporter(**auth))
-            readers.append(PeriodicExportingMetricReader(AzureMonitorMetricExporter(**auth)))
-            logs.append(AzureMonitorLogExporter(**auth))
         if otlp:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            spans.append(OTLPSpanExporter())
+            spans.append(BatchSpanProcessor(OTLPSpanExporter()))
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-            logs.append(OTLPLogExporter())
-        provider = TracerProvider(resource=resource)
-        for exporter in spans:
-            provider.add_span_processor(BatchSpanProcessor(exporter))
-        trace.set_tracer_provider(provider)
-        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
-        logger_provider = LoggerProvider(resource=resource)
-        for exporter in logs:
-            logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        set_logger_provider(logger_provider)
-        handler = LoggingHandler(logger_provider=logger_provider)
-        handler.addFilter(RunIdFilter())
-        log.addHandler(handler)
+            logs.append(BatchLogRecordProcessor(OTLPLogExporter()))
+        if ai:
+            from azure.monitor.opentelemetry import configure_azure_monitor
+            # every span unless the operator chose a sampler: a run is a handful of spans, a gap breaks its trace
+            sampling = {} if env.get("OTEL_TRACES_SAMPLER") else {"sampling_ratio": 1.0}
+            configure_azure_monitor(connection_string=ai, resource=resource, logger_name=NAME, span_processors=spans,
+                                    metric_readers=readers, log_record_processors=logs, enable_live_metrics=False,
+                                    **sampling, **_entra_auth(env))
+        else:
+            _sdk_providers(resource, spans, readers, logs)
+        for handler in log.handlers:
+            if isinstance(handler, LoggingHandler):
+                handler.addFilter(RunIdFilter())
         _configured = True
         return True
+
+
+def _sdk_providers(resource, spans: list, readers: list, logs: list) -> None:
+    """The SDK's providers with the given processors and readers (OTLP only: no distro involved)."""
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    provider = TracerProvider(resource=resource)
+    for processor in spans:
+        provider.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    logger_provider = LoggerProvider(resource=resource)
+    for processor in logs:
+        logger_provider.add_log_record_processor(processor)
+    set_logger_provider(logger_provider)
+    log.addHandler(LoggingHandler(logger_provider=logger_provider))
 
 
 def _entra_auth(env: Mapping[str, str]) -> dict:

@@ -113,7 +113,7 @@ RUN_COLUMNS = [("run", "run_id"), ("status", "status"), ("trigger", "trigger"), 
               help="table on a terminal, json when piped")
 @click.pass_context
 def cli(ctx: click.Context, api_url: str, api_key: str | None, output: str | None) -> None:
-    """Operate model retraining: models, runs, approvals, rollbacks."""
+    """Operate model retraining: models, runs, approvals, rollbacks, event subscriptions."""
     fmt = output or ("table" if sys.stdout.isatty() else "json")
     ctx.obj = (Api(api_url, api_key), Out(fmt, Console(), Console(stderr=True)))
 
@@ -282,6 +282,11 @@ def promotions(model: str, limit: int) -> None:
     body = api.call("GET", f"models/{model}/promotions", limit=limit)
     out.emit(body, [("at", "at"), ("how", "reason"), ("from", "from_run"), ("to", "to_run"), ("by", "by"),
                     ("note", "note")], body["promotions"], f"promotions of {model}")
+
+
+from .subscriptions import subscriptions  # noqa: E402 (it uses _ctx, defined above)
+
+cli.add_command(subscriptions)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ is recorded with the request, so tests can assert that every delivery was signed
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -64,7 +65,8 @@ class Receiver:
         self.server.server_close()
 
 
-def start_receiver() -> Receiver:
+def start_receiver(tls: ssl.SSLContext | None = None) -> Receiver:
+    """On 127.0.0.1 and a free port; over TLS when given a server context (the base URL stays http://...)."""
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -94,6 +96,8 @@ def start_receiver() -> Receiver:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     receiver = Receiver(server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return receiver

@@ -5,6 +5,8 @@
 //                    Storage Table Data Contributor (the models/runs/promotions tables)
 //   Key Vault:       Key Vault Secrets User (Key Vault references in app settings)
 //   App Insights:    Monitoring Metrics Publisher (telemetry with Entra ID auth; local auth is off)
+// Event Grid:      EventGrid Data Sender on the app's events topic, granted beside the topic
+//                  (core/eventgrid-events-topic.bicep), which exists only when eventGridEventsEnabled.
 // No Storage Account Contributor: the blob trigger with source=EventGrid does not manage subscriptions
 // itself (infra/hooks/postdeploy.sh creates it with the deployer's credentials).
 // The deployer (azd's AZURE_PRINCIPAL_ID), when given, may write secrets and upload training data.

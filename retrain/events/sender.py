@@ -5,6 +5,9 @@ The schedule is Standard Webhooks' (5 s, 5 min, 30 min, 2 h, 5 h, 10 h), with up
 attempts over about 18 hours; `Retry-After` (429, 502, 503, 504 ...) replaces the step when given.
 Any 2xx is delivered; 410 disables the subscription; after the last attempt the delivery is
 dead-lettered with the reason. Every attempt carries the same `webhook-id`: the event id.
+A host that resolves, at send time, to an address the rules refuse (`destination`) is
+dead-lettered at once, nothing sent and no attempt counted: waiting would not change the rule;
+fix the DNS or list the host, then redeliver. A name that does not resolve is retried like a timeout.
 """
 
 from __future__ import annotations

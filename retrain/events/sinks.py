@@ -15,6 +15,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from standardwebhooks.webhooks import Webhook
 
 from ..errors import SettingsError
+from . import destination
 from .model import Event
 from .subscriptions import ALLOWED_HOSTS_SETTING, Subscription, _listed, secret_problem, url_problem
 
@@ -63,10 +64,12 @@ def signing_key(secret: str) -> Webhook:
 
 
 class WebhookSink:
-    """POSTs the CloudEvent (structured JSON) signed per Standard Webhooks; never follows redirects."""
+    """POSTs the CloudEvent (structured JSON) signed per Standard Webhooks to the address checked at send time
+    (`destination`); never follows redirects."""
 
-    def __init__(self, subscription: Subscription, env: Mapping[str, str], session: requests.Session):
-        self.subscription, self.env, self.session = subscription, env, session
+    def __init__(self, subscription: Subscription, env: Mapping[str, str], session: requests.Session,
+                 resolver: destination.Resolver | None = None):
+        self.subscription, self.env, self.session, self.resolver = subscription, env, session, resolver
 
     def send(self, event: Event, now: datetime) -> Answer:
         problem = url_problem(self.subscription.url, self.env)  # the rules may have changed since registration
@@ -74,11 +77,16 @@ class WebhookSink:
             raise SettingsError(f"subscription {self.subscription.name!r}: {problem}")
         body = event.body()
         signature = signing_key(self.subscription.secret(self.env)).sign(event.id, now, body)
+        try:
+            target = destination.resolve(self.subscription.url, self.env, self.resolver)
+        except destination.Refused as e:
+            raise SettingsError(f"refused at send time: {e}") from None
+        except destination.Unresolved as e:
+            return Answer(False, None, f"no answer: {e}")
         headers = {"content-type": "application/json", "webhook-id": event.id,
                    "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
         try:
-            response = self.session.post(self.subscription.url, data=body.encode(), headers=headers,
-                                         timeout=TIMEOUT, allow_redirects=False)
+            response = destination.post(self.session, target, body.encode(), headers, TIMEOUT)
         except requests.RequestException as e:
             return Answer(False, None, f"no answer: {type(e).__name__}")
         return Answer(200 <= response.status_code < 300, response.status_code, response.text[:1000],

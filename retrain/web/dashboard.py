@@ -9,13 +9,17 @@ import mimetypes
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .. import api, views
 from ..context import Context
-from ..errors import BadRequest, RetrainError
+from ..errors import BadRequest, RetrainError, SettingsError
+from ..events.sender import EVENTGRID
+from ..events.sinks import eventgrid_endpoint
+from ..events.store import Delivery, DeliveryStatus
+from ..events.subscriptions import Subscription, check_name
 from ..model_rows import ModelState
 from ..runs import Run, Status, parse_iso
 from . import csrf
@@ -27,6 +31,8 @@ BASE = "/api/dashboard"
 MAX_FORM = 16 * 1024
 TREND_RUNS = 100  # newest runs drawn in a model's trend (one page of the state layer)
 PAGE = 20
+TRACE_URL_SETTING = "RETRAIN_TRACE_URL_TEMPLATE"  # e.g. a portal search URL with {trace_id}; no link without it
+ANSWER_SHOWN = 120  # characters of a receiver's answer shown in a deliveries table
 ACTIONS = ("approve", "reject", "cancel", "retry")
 
 
@@ -110,6 +116,10 @@ def handle(ctx: Context, request: WebRequest) -> WebResponse:
             return page.run(parts[1], parts[3])
         if parts[0] == "models" and len(parts) == 5 and parts[2] == "runs" and parts[4] == "live":
             return page.run(parts[1], parts[3], fragment=True)
+        if parts == ["subscriptions"]:
+            return page.subscriptions()
+        if parts[0] == "subscriptions" and len(parts) == 2:
+            return page.subscription(parts[1])
         return page.error(404, "There is no such page.")
     except RetrainError as e:
         return page.error(e.http_status if 400 <= e.http_status < 500 else 502, str(e))
@@ -213,6 +223,7 @@ class _Page:
         run = self.ctx.runs.get(name, api.check_run_id(run_id))
         view = views.run_view(run)
         values = dict(run=view, timeline=timeline(run), actions=available_actions(run),
+                      trace_url=trace_url(self.ctx.env, run.trace_id),
                       refresh=not run.terminal and run.status is not Status.AWAITING_APPROVAL,
                       done=self.request.query.get("done"))
         return self.render("run_live.html" if fragment else "run.html", **values)
@@ -225,6 +236,22 @@ class _Page:
         if to_run and target is None:
             raise BadRequest(f"run {to_run} never served as this model's champion")
         return self.render("rollback.html", state=state, target=target, to_run=to_run)
+
+    def subscriptions(self) -> WebResponse:
+        subs = sorted(self.ctx.events.subscriptions(), key=lambda sub: sub.name)
+        try:
+            eventgrid, eventgrid_problem = eventgrid_endpoint(self.ctx.env), ""
+        except SettingsError as e:
+            eventgrid, eventgrid_problem = None, str(e)
+        return self.render("subscriptions.html", subs=[subscription_row(sub) for sub in subs], eventgrid=eventgrid,
+                           eventgrid_problem=eventgrid_problem, EVENTGRID=EVENTGRID)
+
+    def subscription(self, name: str) -> WebResponse:
+        sub = None if name == EVENTGRID else self.ctx.events.subscription(check_name(name))
+        page = self.ctx.events.deliveries(name, limit=PAGE, continuation=self.request.query.get("continuation") or None)
+        return self.render("subscription.html", name=name, sub=subscription_row(sub) if sub else None,
+                           deliveries=[delivery_row(d) for d in page.items], continuation=page.continuation,
+                           done=self.request.query.get("done"))
 
     # --- actions: the API's own handlers, with the caller's headers -------------------------------
     def post(self, parts: list[str]) -> WebResponse:
@@ -249,6 +276,12 @@ class _Page:
                 body["to_run"] = form["to_run"]
             call = self._api(api.rollback, {"model": model}, body)
             target = self.url(f"models/{model}", done="rollback")
+        elif len(parts) == 3 and parts[0] == "subscriptions" and parts[2] == "test":
+            call = self._api(api.test_subscription, {"name": parts[1]}, {})
+            target = self.url(f"subscriptions/{parts[1]}", done="test event sent")
+        elif len(parts) == 5 and parts[0] == "subscriptions" and parts[2] == "deliveries" and parts[4] == "redeliver":
+            call = self._api(api.redeliver, {"name": parts[1], "delivery": parts[3]}, {"by": "dashboard"})
+            target = self.url(f"subscriptions/{parts[1]}", done="redelivery queued")
         else:
             return self.error(404, "There is no such action.")
         if call.status >= 400:
@@ -330,3 +363,39 @@ def available_actions(run: Run) -> list[str]:
     if not run.terminal and run.status is not Status.PROMOTING:
         return ["cancel"]
     return []
+
+
+def trace_url(env, trace_id: str) -> str | None:
+    """The run's trace in the operator's tracing tool, when `RETRAIN_TRACE_URL_TEMPLATE` says where."""
+    template = (env.get(TRACE_URL_SETTING) or "").strip()
+    if not template or "{trace_id}" not in template or urlsplit(template).scheme not in ("https", "http"):
+        return None
+    if len(trace_id or "") != 32 or any(c not in "0123456789abcdef" for c in trace_id):
+        return None
+    return template.replace("{trace_id}", trace_id)
+
+
+def subscription_row(sub: Subscription) -> dict:
+    parts = urlsplit(sub.url)
+    host = parts.hostname or "?"
+    return {"name": sub.name, "model": sub.model, "host": f"{host}:{parts.port}" if parts.port else host,
+            "event_types": [t.value for t in sub.event_types], "enabled": sub.enabled,
+            "disabled_reason": sub.disabled_reason, "description": sub.description}
+
+
+DELIVERY_STATES = {DeliveryStatus.DELIVERED: "delivered", DeliveryStatus.GONE: "disabled",
+                   DeliveryStatus.DEAD_LETTERED: "dead-lettered"}
+
+
+def delivery_row(delivery: Delivery) -> dict:
+    """What an operator reads of one delivery: its state in words, the run it is about, the answer trimmed."""
+    event = delivery.event
+    state = DELIVERY_STATES.get(delivery.status) or ("retrying" if delivery.attempts else "sending")
+    run_id = event.subject.removeprefix("runs/") if event.model and event.subject.startswith("runs/") else None
+    answer = " ".join(delivery.last_answer.split())
+    return {"key": delivery.key, "event_id": event.id, "type": event.type.value, "model": event.model,
+            "run_id": run_id, "state": state, "attempts": delivery.attempts, "last_status": delivery.last_status,
+            "answer": answer[:ANSWER_SHOWN] + ("…" if len(answer) > ANSWER_SHOWN else ""),
+            "next_attempt_at": delivery.next_attempt_at if delivery.status is DeliveryStatus.PENDING else "",
+            "reason": delivery.reason, "created_at": delivery.created_at,
+            "redeliverable": delivery.status is not DeliveryStatus.PENDING}

@@ -397,3 +397,26 @@ def test_events_go_to_an_event_grid_topic_as_a_cloudevents_batch(azurite, chain_
     assert event["subject"] == f"runs/{run.run_id}" and event["specversion"] == "1.0"
     assert event["data"]["status"] == "cancelled"
     assert [d["status"] for d in listed.body["deliveries"]] == ["delivered"]
+
+
+def test_a_host_that_now_resolves_to_a_private_address_is_dead_lettered_with_the_reason(hooks, receiver,
+                                                                                          monkeypatch):
+    # No DNS server here can be told to answer a name with 10.x (DNS rebinding), so the resolver is replaced
+    # for that one name; every other look-up (Azurite, the emulator) is the real one.
+    from retrain.events import destination
+    real = destination.lookup
+
+    def rebinding(host, port, *args, **kwargs):
+        if host == "hooks.example.com":
+            return [(2, 1, 6, "", ("10.0.0.5", port))]
+        return real(host, port, *args, **kwargs)
+    monkeypatch.setattr(destination, "lookup", rebinding)
+    world, pump = hooks
+    request = api.ApiRequest("PUT", {"name": "rebound"}, {}, json.dumps(
+        {"url": "https://hooks.example.com/hook", "secret_setting": "RETRAIN_SECRET_HOOK"}).encode())
+    assert api.handle(world.ctx, api.subscription, request).status == 201  # a public name when registered
+    response = api.handle(world.ctx, api.test_subscription, api.ApiRequest("POST", {"name": "rebound"}))
+    pump.settle()
+    delivery = world.ctx.events.delivery("rebound", response.body["id"])
+    assert delivery.status is DeliveryStatus.DEAD_LETTERED and delivery.attempts == 0
+    assert "resolved to 10.0.0.5, a private address" in delivery.reason

@@ -123,3 +123,14 @@ def test_transient_retries_are_counted():
 
 def test_nothing_is_configured_without_a_destination():
     assert telemetry.configure({}) is False
+
+
+def test_the_run_page_links_its_trace_when_a_template_is_set(traced):
+    from retrain.web import dashboard
+    run, _, _, world = traced
+    page = f"models/{run.model}/runs/{run.run_id}"
+    plain = dashboard.handle(world.ctx, dashboard.WebRequest("GET", page)).body.decode()
+    assert run.trace_id in plain and "traces.example.com" not in plain
+    world.ctx.env = {**world.ctx.env, "RETRAIN_TRACE_URL_TEMPLATE": "https://traces.example.com/trace/{trace_id}"}
+    linked = dashboard.handle(world.ctx, dashboard.WebRequest("GET", page)).body.decode()
+    assert f'href="https://traces.example.com/trace/{run.trace_id}"' in linked

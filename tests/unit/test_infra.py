@@ -57,7 +57,9 @@ ROLE_IDS = {
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
     "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+    "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
 }
+EVENTS_TOPIC = INFRA / "core" / "eventgrid-events-topic.bicep"
 
 
 # --- a small Bicep reader ---------------------------------------------------------------------------
@@ -547,6 +549,42 @@ def test_identity_gets_azureml_data_scientist_on_the_workspace_it_is_given():
         "infra/main.bicep: the Azure ML role must be skipped when azureMlWorkspaceId is empty"
     assert "scope: resourceGroup(azureMlWorkspace[2], azureMlWorkspace[4])" in main.text, \
         "infra/main.bicep: assign the role in the workspace's own subscription and resource group"
+
+
+# --- the app's events: an Event Grid custom topic ---------------------------------------------------
+
+def test_the_events_topic_takes_cloudevents_and_only_entra_id():
+    topic = Bicep.load(EVENTS_TOPIC).text
+    assert re.search(r"resource\s+topic\s+'Microsoft\.EventGrid/topics@", topic), "expected a custom topic"
+    assert re.search(r"inputSchema:\s*'CloudEventSchemaV1_0'", topic), "the sink publishes CloudEvents 1.0"
+    assert re.search(r"disableLocalAuth:\s*true", topic), "the app publishes with its identity, not a key"
+
+
+def test_the_app_identity_may_send_to_the_events_topic():
+    granted = role_assignments(Bicep.load(EVENTS_TOPIC))
+    assert ("identityPrincipalId", "topic", ROLE_IDS["EventGrid Data Sender"]) in granted, \
+        f"{EVENTS_TOPIC.name}: the app identity needs EventGrid Data Sender on the topic"
+    _, params = Bicep.load(MAIN).modules()["eventsTopic"]
+    assert params["identityPrincipalId"] == "identity.outputs.principalId"
+
+
+def test_the_events_topic_can_be_turned_off():
+    main = Bicep.load(MAIN)
+    assert main.params()["eventGridEventsEnabled"] == "true"
+    assert re.search(r"(?m)^param\s+eventGridEventsEnabled\s+bool\b", main.text)
+    assert re.search(r"module\s+eventsTopic\s+'[^']+'\s*=\s*if\s*\(eventGridEventsEnabled\)", main.text)
+    assert app_settings()["EVENTGRID_TOPIC_ENDPOINT"] == "eventGridEventsEnabled ? eventsTopic.outputs.endpoint : ''"
+
+
+def test_the_event_grid_sink_reads_the_settings_the_template_sets():
+    from retrain.events import sinks
+
+    assert sinks.EVENTGRID_ENDPOINT_SETTING in app_settings(), "infra/main.bicep appSettings lacks the topic endpoint"
+    assert sinks.EVENTGRID_KEY_SETTING not in app_settings(), "topic keys are for local use; Azure uses the identity"
+    assert "AZURE_CLIENT_ID" in app_settings(), "DefaultAzureCredential picks the user-assigned identity by client id"
+    endpoint = "https://evgt-events-abc123.westeurope-1.eventgrid.azure.net/api/events"  # a topic's endpoint shape
+    assert sinks.eventgrid_endpoint({sinks.EVENTGRID_ENDPOINT_SETTING: endpoint}) == endpoint
+    assert sinks.eventgrid_endpoint({sinks.EVENTGRID_ENDPOINT_SETTING: ""}) is None  # turned off: no sink
 
 
 # --- Key Vault references ---------------------------------------------------------------------------
