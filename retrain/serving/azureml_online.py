@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from retrain.azureml.arm import KIND as AZUREML, ArmClient, Operation

@@ -56,20 +56,6 @@ class ServingTarget(Protocol):
         ...
 
 
-class EndpointSpecLike(Protocol):
-    """What the chain reads of any endpoint spec; each kind adds its own fields."""
-
-    kind: str
-    name: str | None
-    url: str
-    key_setting: str | None
-
-    @property
-    def label(self) -> str: ...
-
-    def to_json(self) -> dict: ...
-
-
 @dataclass(frozen=True)
 class EndpointKind:
     """A kind of endpoint, in one place: its definition fields, validation, hosts, and target."""

@@ -85,6 +85,11 @@ def reopen(outcomes: dict[str, dict]) -> dict[str, dict]:
     return {name: {k: v for k, v in o.items() if k != "final"} for name, o in outcomes.items()}
 
 
+def endpoint_lock(spec) -> str:
+    """The name of the lease that serialises changes to one endpoint (whichever model changes it)."""
+    return "~endpoint-" + hashlib.sha256(spec.url.split("?")[0].lower().encode()).hexdigest()[:32]
+
+
 def _call(ctx, spec, release: Release, state: dict, restoring: bool, arm_timeout: float, rollout) -> Progress:
     try:
         target = ctx.serving(spec, arm_timeout=arm_timeout, rollout=rollout)
@@ -92,9 +97,8 @@ def _call(ctx, spec, release: Release, state: dict, restoring: bool, arm_timeout
             return (target.restore if restoring else target.promote)(release, state)
         from retrain import model_lock  # (model_lock needs the context, which needs the kinds)
 
-        digest = hashlib.sha256(spec.url.split("?")[0].lower().encode()).hexdigest()[:32]
         try:
-            with model_lock.holding(ctx, f"~endpoint-{digest}", "change"):
+            with model_lock.holding(ctx, endpoint_lock(spec), "change"):
                 return (target.restore if restoring else target.promote)(release, state)
         except Conflict:
             log.info("endpoint %s: another change holds it; trying again in %.0fs", spec.name, LOCK_BUSY_WAIT)

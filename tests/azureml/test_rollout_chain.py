@@ -317,3 +317,19 @@ def test_a_batch_endpoint_gets_a_new_deployment_made_its_default(chain):
     assert new["model"]["assetId"].endswith(f"/models/{chain.model_name}/versions/{run.run_id[:16]}")
     assert new["resources"]["instanceCount"] == 2 and new["miniBatchSize"] == 5  # copied from the default
     assert run.endpoints["nightly"]["previous"] == "first"
+
+
+def test_changes_to_one_endpoint_wait_while_another_change_holds_it(chain):
+    from retrain import model_lock
+    from retrain.serving.loop import LOCK_BUSY_WAIT, endpoint_lock
+
+    definition = chain.register()
+    run = chain.promoting(chain.jobs["new"])
+    with model_lock.holding(chain.ctx, endpoint_lock(definition.endpoints[0]), "change"):
+        chain.pump.once(Step.PROMOTE)
+        waiting = chain.ctx.runs.get("census", run.run_id)
+        assert waiting.status is Status.PROMOTING
+        assert waiting.endpoints["live"]["waiting"] and waiting.endpoints["live"]["wait"] == LOCK_BUSY_WAIT
+        assert chain.traffic() == {"blue": 100}
+    done = chain.settle(run)
+    assert done.status is Status.PROMOTED, done.reason
