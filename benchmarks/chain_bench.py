@@ -1,7 +1,15 @@
 """What the retraining chain itself costs: runs per second, per-step latency, requests per run, memory.
 
 Run: `.venv/bin/python benchmarks/chain_bench.py [--runs 200] [--models 8] [--workers 4] [--burst]
-[--batch-receive] [--subscribers 1] [--poll-max 0.1] [--timeout 600]` (default size: under a minute on 2 cores).
+[--batch-receive] [--subscribers 1] [--poll-max 0.1] [--timeout 600] [--backend studio|azureml]`
+(default size: under a minute on 2 cores).
+
+`--backend azureml` (default --runs 16 --models 4) trains through the local Azure ML service instead
+(`emulators.azureml` over HTTPS, `devhost.world.AzureML`, 2 job workers): each model is a `kind: azureml`
+definition whose job runs the shipped `examples/azureml/src/train.py` on a small CSV, metrics read from
+MLflow. Jobs really run (a second or two each), so the check step polls; the figures are requests per
+run against the Azure ML design minimum (`azureml_minimum`). The models have no endpoints: this counts
+the training side only (the serving side's online-endpoint requests are counted once its target is merged).
 
 It starts its own in-memory Azurite (`devhost.world.Azurite`) and `benchmarks/fast_ml_service.py`
 (a stand-in ML service whose jobs finish the moment they start, so the figures measure the chain,
@@ -118,6 +126,24 @@ MINIMUM = [
 ]
 
 
+def azureml_minimum(runs: int) -> list[tuple[str, float, str]]:
+    """The Azure ML training side: what replaces the BES and endpoint rows (no evaluation blob: metrics come from MLflow)."""
+    shared = [row for row in MINIMUM if not row[0].startswith(("BES", "endpoint", "blob"))]
+    return [
+        ("blob properties", 1, "trigger binding reads ETag+size (1); submit pins by snapshot with If-Match on "
+                               "that ETag, so no second read"),
+        ("blob put", 1, "pin: a snapshot of the run's blob version (the job reads exactly it, through a read SAS)"),
+        ("blob DELETE", 1, "unpin: the snapshot is deleted when the run ends"),
+        *shared,
+        ("azureml jobs GET", 2, "submit reads before it writes (GET -> 404: read-before-retry); one status read "
+                                "if the job has ended by the first check"),
+        ("azureml jobs PUT", 1, "the job, by its derived name (a redelivery finds it with the GET)"),
+        ("azureml workspace GET", round(1 / runs, 2), "the tracking URI: read once per process (ctx.azureml keeps "
+                                                      "the client), so 1/runs per run"),
+        ("azureml mlflow runs/get", 1, "evaluate: the job's MLflow run (run id = job name)"),
+    ]
+
+
 def events_minimum(subscribers: int) -> list[tuple[str, int, str]]:
     """What announcing one run's ending costs by the design, for S webhook subscribers (the outbox row itself
     rides in the ending's transaction: no request of its own)."""
@@ -160,6 +186,10 @@ CAUSES = {
     "queue update": "a step raised (see errors) and its message was made visible again",
     "BES status": "more than one poll: the job was not Finished at the first check",
     "endpoint GET": "ClassicEndpoint.update: GET before + GET after; more means redelivered promote steps",
+    "azureml jobs GET": "the job was still running at a check: steps._check polls with max(delay, 1 s) back-off "
+                        "while a real job runs (about one GET per second of job time)",
+    "azureml workspace GET": "more than one process-wide client (a new Context) or a workspace read retried",
+    "blob DELETE": "snapshots deleted more than once (a redelivered ending), or other blob deletes",
 }
 
 
@@ -284,7 +314,13 @@ class HttpCounter:
 
     def __call__(self, response, *args, **kwargs):
         method, path = response.request.method, urlsplit(response.request.url).path
-        if "/jobs" in path:
+        if "/Microsoft.MachineLearningServices/" in path:
+            key = ("azureml mlflow " + path.split("/api/2.0/mlflow/", 1)[1] if "/api/2.0/mlflow/" in path
+                   else f"azureml jobs {method}" if "/jobs/" in path and not path.endswith("/cancel")
+                   else "azureml jobs cancel" if path.endswith("/cancel")
+                   else "azureml workspace GET" if re.search(r"/workspaces/[^/]+$", path)
+                   else f"azureml {method} {path.rsplit('/', 2)[-2]}")
+        elif "/jobs" in path:
             key = ("BES submit" if path.endswith("/jobs") else "BES start" if path.endswith("/start")
                    else {"GET": "BES status", "DELETE": "BES cancel"}.get(method, f"BES {method}"))
         elif "/endpoints/" in path:
@@ -416,6 +452,47 @@ def training_csv(index: int) -> bytes:
     return ("age,income,label\n" + rows).encode()
 
 
+def azureml_training_csv(index: int) -> bytes:
+    """A small learnable CSV for examples/azureml/src/train.py (label = income above a threshold, a little noise)."""
+    rows = "".join(f"{20 + (index + i) % 50},{30000 + 97 * i},{int(i % 80 >= 40) ^ int(i % 17 == 0)}\n"
+                   for i in range(80))
+    return ("age,income,label\n" + rows).encode()
+
+
+AZUREML_TOKEN = "bench-azureml-token"
+AZUREML_SUB, AZUREML_RG, AZUREML_WS = "00000000-0000-0000-0000-0000000000be", "bench-rg", "bench-ws"
+AZUREML_WS_PATH = (f"/subscriptions/{AZUREML_SUB}/resourceGroups/{AZUREML_RG}/providers/"
+                   f"Microsoft.MachineLearningServices/workspaces/{AZUREML_WS}")
+
+
+def azureml_definition(service_url: str) -> dict:
+    """A `kind: azureml` model running the shipped train.py; no endpoints (training side only); every run passes."""
+    command = ("python train.py --data ${{inputs.data}} --label label --model ${{outputs.model}} "
+               "$[[--baseline ${{inputs.baseline}}]]")
+    return {"training": {"kind": "azureml", "workspace": service_url + AZUREML_WS_PATH,
+                         "job": {"properties": {"command": command, "codeId": "azureml:retrain-src:1",
+                                                "environmentId": "azureml:sklearn-env:1",
+                                                "computeId": "azureml:cpu-cluster"}},
+                         "metrics": {"auc": "AUC", "accuracy": "Accuracy"}},
+            "endpoints": [], "policy": {"rules": [{"metric": "AUC", "min": 0.0, "min_improvement": None}]}}
+
+
+def start_azureml(azurite: Azurite, root: Path):
+    """emulators.azureml over HTTPS on Azurite, provisioning 0, 2 job workers; its CA trusted by requests."""
+    from devhost.world import AzureML
+
+    config = {"token": AZUREML_TOKEN, "storage": {"connection_string": azurite.connection_string},
+              "provisioning_seconds": 0,
+              "workspaces": [{"subscription": AZUREML_SUB, "resource_group": AZUREML_RG, "name": AZUREML_WS,
+                              "location": "westeurope", "datastores": {"workspaceblobstore": "azureml"},
+                              "code": {"retrain-src": str(REPO / "examples" / "azureml" / "src")},
+                              "environments": ["sklearn-env"], "computes": ["cpu-cluster"]}]}
+    (root / "workspace.json").write_text(json.dumps(config))
+    server = AzureML.start(root / "workspace.json", root / "data", workers=2, provisioning_seconds=0)
+    os.environ["REQUESTS_CA_BUNDLE"] = str(server.ca)
+    return server
+
+
 # ----------------------------------------------------------------------------- the bench
 
 
@@ -437,6 +514,8 @@ class Bench:
         self.env.update({"RETRAIN_SECRET_BENCH": "whsec_" + "YmVuY2gtc2lnbmluZy1zZWNyZXQtMzItYnl0ZXMh",
                          # the ML service's host stays allowed beside the receiver's
                          "ALLOWED_SERVICE_HOSTS": f"{self.env['ALLOWED_SERVICE_HOSTS']},{self.receiver.host}"})
+        if args.backend == "azureml":  # the local Azure ML service checks this static token (no Azure AD here)
+            self.env["ARM_ACCESS_TOKEN"] = AZUREML_TOKEN
         self.ctx = Context(settings, storage, self.env).ensure()
         self.http_counter = HttpCounter()
         self.ctx.session.hooks["response"].append(self.http_counter)
@@ -455,6 +534,9 @@ class Bench:
     # --- set-up --------------------------------------------------------------------------------
     def register(self) -> None:
         for name in self.models:
+            if self.args.backend == "azureml":
+                self.ctx.models.put(ModelDefinition.from_json(name, azureml_definition(self.service_url)))
+                continue
             endpoint = f"{self.service_url}/workspaces/{WS}/webservices/{PREDICT}/endpoints/{name}"
             body = {"training": {"url": f"{self.service_url}/workspaces/{WS}/services/{TRAIN}",
                                  "key_setting": "RETRAIN_SECRET_BENCH_BES_KEY"},
@@ -470,7 +552,8 @@ class Bench:
     def land(self, model: str, index: int):
         """Upload (not counted), then fire the blob trigger for it (counted: the trigger's own work)."""
         container, name = self.ctx.settings.training_container, f"{model}/part-{index:05d}.csv"
-        self.plain.blobs.get_blob_client(container, name).upload_blob(training_csv(index), overwrite=True)
+        data = azureml_training_csv(index) if self.args.backend == "azureml" else training_csv(index)
+        self.plain.blobs.get_blob_client(container, name).upload_blob(data, overwrite=True)
         event = BlobEvent.from_client(self.ctx.storage.blobs.get_blob_client(container, name))
         result = on_blob(self.ctx, event)
         if result is None:
@@ -671,7 +754,7 @@ def report(bench: Bench, r: dict, args) -> int:
     print(f"  {'category':<30}{'measured':>9}{'minimum':>9}  {'mean ms':>8}  why the minimum / flag")
     counts = Counter(bench.storage_counter.counts) + Counter(bench.http_counter.counts)
     seconds = Counter(bench.storage_counter.seconds) + Counter(bench.http_counter.seconds)
-    needs = MINIMUM + events_minimum(args.subscribers)
+    needs = (azureml_minimum(n) if args.backend == "azureml" else MINIMUM) + events_minimum(args.subscribers)
     minimum = {k: (v, why) for k, v, why in needs}
     order = [k for k, _, _ in needs] + sorted(k for k in counts if k not in minimum)
     totals = Counter()
@@ -688,9 +771,12 @@ def report(bench: Bench, r: dict, args) -> int:
         flag = f"  <-- OVER: {CAUSES.get(key, 'unexpected; investigate')}" if over else ""
         print(f"  {key:<30}{measured:>9.2f}{least:>9}  {mean_ms:>8.2f}  {why}{flag}")
     print(f"  {'-' * 28}")
-    for group in ("blob", "table", "queue", "BES", "endpoint"):
+    groups = ("blob", "table", "queue") + (("azureml",) if args.backend == "azureml" else ("BES", "endpoint"))
+    for group in groups:
         print(f"  {group + ' total':<30}{totals[group]:>9.2f}{totals[group + ' min']:>9.0f}")
-    chain_total = sum(totals[g] for g in ("blob", "table", "queue", "BES", "endpoint"))
+    if args.backend == "azureml":
+        print("  (training side only: the models have no endpoints; the serving side's requests are not counted)")
+    chain_total = sum(totals[g] for g in groups)
     print(f"  {'chain total':<30}{chain_total:>9.2f}")
     print(f"  {'events total (storage)':<30}{totals['events']:>9.2f}{totals['events min']:>9.0f}   "
           f"announcing the run's ending to {args.subscribers} subscriber(s), idle polls excluded below")
@@ -703,11 +789,12 @@ def report(bench: Bench, r: dict, args) -> int:
               f"({per_receive:.2f} per non-empty receive request)")
     errors = Counter(bench.storage_counter.errors) + Counter(bench.http_counter.errors)
     print(f"  error statuses: {dict(errors) if errors else 'none'}")
-    try:
-        stats = requests.get(f"{bench.service_url}/_stats", timeout=5).json()
-        print(f"  fast ML service saw: {stats}")
-    except requests.RequestException:
-        pass
+    if args.backend == "studio":
+        try:
+            stats = requests.get(f"{bench.service_url}/_stats", timeout=5).json()
+            print(f"  fast ML service saw: {stats}")
+        except requests.RequestException:
+            pass
 
     print()
     sampler: MemorySampler = r["sampler"]
@@ -719,7 +806,7 @@ def report(bench: Bench, r: dict, args) -> int:
           f"0.1 s), growth {'n/a (too few runs)' if growth is None else f'{growth / mb:+.2f} MiB per 100 runs'} "
           f"(least squares after the first 20% of runs)")
     print(f"  CPU per run: bench process (chain + host emulation) {r['cpu'] / n * 1000:.1f} ms, "
-          f"Azurite {r['azurite_cpu'] / n * 1000:.1f} ms, fast ML service {r['service_cpu'] / n * 1000:.1f} ms; "
+          f"Azurite {r['azurite_cpu'] / n * 1000:.1f} ms, {'Azure ML service' if args.backend == 'azureml' else 'fast ML service'} {r['service_cpu'] / n * 1000:.1f} ms; "
           f"Azurite RSS at end {r['azurite_rss'] / mb:.0f} MiB")
 
     problems = []
@@ -742,8 +829,9 @@ def report(bench: Bench, r: dict, args) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=200, help="blobs landed = runs (default 200)")
-    p.add_argument("--models", type=int, default=8, help="models, each with one classic endpoint (default 8)")
+    p.add_argument("--runs", type=int, default=None, help="blobs landed = runs (default 200; azureml 16)")
+    p.add_argument("--models", type=int, default=None, help="models, each with one classic endpoint "
+                                                             "(default 8; azureml 4, no endpoints)")
     p.add_argument("--workers", type=int, default=4, help="queue-trigger worker threads (default 4)")
     p.add_argument("--burst", action="store_true", help="land every blob at once (latest wins) instead of one "
                                                         "run per model at a time")
@@ -753,22 +841,35 @@ def main() -> int:
                                                                "(default 1; 0: no events sent)")
     p.add_argument("--poll-max", type=float, default=0.1, help="longest idle sleep between polls, s (default 0.1)")
     p.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
+    p.add_argument("--backend", choices=("studio", "azureml"), default="studio",
+                   help="studio: BES on the fast stand-in (default); azureml: jobs on the local Azure ML service")
     args = p.parse_args()
+    azure_ml = args.backend == "azureml"
+    args.runs = args.runs if args.runs is not None else (16 if azure_ml else 200)
+    args.models = args.models if args.models is not None else (4 if azure_ml else 8)
     if args.runs < 1 or args.models < 1 or args.workers < 1:
         p.error("--runs, --models and --workers must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.root.handlers:  # "retrain" logs at INFO for RunEnded; print only warnings
         handler.setLevel(logging.WARNING)
 
-    print(f"chain_bench: {args.runs} runs, {args.models} models, {args.workers} workers")
+    print(f"chain_bench: {args.runs} runs, {args.models} models, {args.workers} workers, backend {args.backend}")
     print(environment_line(azurite_version()))
     azurite = service = bench = None
     started = time.monotonic()
     try:
         azurite = Azurite.start()
-        port = free_port()
-        service = start_fast_service(port)
-        bench = Bench(args, azurite, f"http://127.0.0.1:{port}", service.pid)
+        if args.backend == "azureml":
+            import tempfile
+
+            azureml = start_azureml(azurite, Path(tempfile.mkdtemp(prefix="chain-bench-azureml-")))
+            service, url = azureml, azureml.url
+            pid = azureml.process.pid
+        else:
+            port = free_port()
+            service = start_fast_service(port)
+            url, pid = f"http://127.0.0.1:{port}", service.pid
+        bench = Bench(args, azurite, url, pid)
         bench.register()
         bench.storage_counter.reset()  # set-up (tables, queues, containers, models) is not per-run work
         bench.http_counter.reset()
@@ -779,12 +880,15 @@ def main() -> int:
             return 2
         code = report(bench, result, args)
     finally:
-        stop_process(service)
+        if service is not None and hasattr(service, "stop"):
+            service.stop()  # devhost.world.AzureML: stops its own process by PID
+        else:
+            stop_process(service)
         if bench is not None:
             bench.receiver.stop()
         if azurite is not None:
             azurite.stop()
-    print(f"\n(total {time.monotonic() - started:.0f} s including start-up; Azurite and the fast ML service stopped)")
+    print(f"\n(total {time.monotonic() - started:.0f} s including start-up; Azurite and the ML service stopped)")
     return code
 
 

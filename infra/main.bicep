@@ -66,6 +66,9 @@ param allowedServiceHosts string = ''
 @description('RETRAIN_ARM_HOST: the ARM host of this cloud (management.usgovcloudapi.net, management.chinacloudapi.cn for sovereign clouds).')
 param armHost string = 'management.azure.com'
 
+@description('ARM id of an Azure ML workspace the app trains and serves in (/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{ws}); the app\'s identity gets AzureML Data Scientist on it. Empty: no Azure ML role.')
+param azureMlWorkspaceId string = ''
+
 @description('Publish the app\'s events (retrain.run.promoted, ...) to an Event Grid custom topic (CloudEvents 1.0) this template creates, with the app\'s identity as EventGrid Data Sender; false: webhooks only.')
 param eventGridEventsEnabled bool = true
 
@@ -198,6 +201,19 @@ module rbac 'app/rbac.bicep' = {
   }
 }
 
+// The workspace may live in another resource group or subscription: the role is assigned at its own scope.
+// (With no workspace the module is skipped; the placeholder id keeps its scope expression evaluable.)
+var azureMlWorkspace = split(!empty(azureMlWorkspaceId) ? azureMlWorkspaceId : '/subscriptions/${subscription().subscriptionId}/resourceGroups/unused/providers/Microsoft.MachineLearningServices/workspaces/unused', '/')
+
+module azureMlRbac 'app/azureml-rbac.bicep' = if (!empty(azureMlWorkspaceId)) {
+  name: 'azureml-rbac'
+  scope: resourceGroup(azureMlWorkspace[2], azureMlWorkspace[4])
+  params: {
+    workspaceName: last(azureMlWorkspace)
+    identityPrincipalId: identity.outputs.principalId
+  }
+}
+
 // Every app setting the app reads. Storage is identity-based for both the host and the app: the exact
 // settings AzureWebJobsStorage / RETRAIN_STORAGE (connection strings) are deliberately absent, since an
 // exact setting would win over the __ prefix.
@@ -216,7 +232,7 @@ var appSettings = {
   RETRAIN_STORAGE__credential: 'managedidentity'
   RETRAIN_STORAGE__clientId: identity.outputs.clientId
 
-  // ARM calls (arm endpoint kind): DefaultAzureCredential -> ManagedIdentityCredential(AZURE_CLIENT_ID);
+  // ARM and MLflow tracking calls (arm endpoints, the Azure ML backend): DefaultAzureCredential -> ManagedIdentityCredential(AZURE_CLIENT_ID);
   // "prod" keeps it to environment, workload identity and managed identity (no developer tools).
   AZURE_CLIENT_ID: identity.outputs.clientId
   AZURE_TOKEN_CREDENTIALS: 'prod'

@@ -149,7 +149,7 @@ def model(ctx: Context, request: ApiRequest) -> ApiResponse:
 
 
 def _settings_named(definition: ModelDefinition) -> list[str]:
-    names = [definition.training.key_setting] + [e.key_setting for e in definition.endpoints if e.key_setting]
+    names = [setting for _, setting in definition.key_settings()]
     return list(dict.fromkeys(names))
 
 

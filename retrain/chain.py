@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from . import pinning, telemetry
+from . import pinning, serving, telemetry
 from .context import Context
 from .events import outbox
 from .errors import Conflict, ConcurrentUpdate, RetrainError, UnusableModel
@@ -206,9 +206,9 @@ def time_out(ctx: Context, run: Run) -> Run:
 def cancel_job_quietly(ctx: Context, *, model: str, job_id: str) -> None:
     """Best effort: a job that cannot be cancelled now ends on its own; its run is already decided."""
     try:
-        ctx.bes(ctx.models.get(model).definition).cancel(job_id)
+        ctx.training(ctx.models.get(model).definition).cancel(job_id)
     except (RetrainError, OSError) as e:
-        log.warning("could not cancel BES job %s: %s", job_id, e)
+        log.warning("could not cancel training job %s: %s", job_id, e)
 
 
 def _because(comment: str) -> str:
@@ -287,7 +287,7 @@ def retry_promotion(ctx: Context, model: str, run_id: str, *, by: str, comment: 
     try:
         return enter(ctx, replace(run, deadline=iso(ctx.clock() + ctx.settings.run_timeout)), Status.PROMOTING,
                      f"retrying endpoint(s) {', '.join(failed)} (asked by {by}{_because(comment)})", error="",
-                     strict=True)
+                     endpoints=serving.reopen(run.endpoints), strict=True)
     except ConcurrentUpdate:
         raise _lost_race(ctx, model, run_id, "retrying") from None
 

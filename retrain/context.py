@@ -6,7 +6,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import requests
 from azure.core.credentials import TokenCredential
@@ -14,8 +14,12 @@ from azure.core.exceptions import ResourceExistsError
 
 from . import migrate
 from .audit import AuditLog
+from .azureml.arm import ArmClient
+from .azureml.workspace import WorkspaceId
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
+from .serving.base import ServingDeps, ServingTarget
+from .serving.kinds import kind_of
 from .events.sender import QUEUE as EVENTS_QUEUE, EventQueue
 from .events.sinks import EventGridSink
 from .events.store import EventStore
@@ -23,7 +27,7 @@ from .identity import STATIC_TOKEN_SETTING, StaticTokenCredential, arm_credentia
 from .errors import SettingsError
 from .http import RetryPolicy, new_session
 from .models import ModelDefinition, ModelRegistry
-from .outbound import OutboundRules
+from .outbound import OutboundRules, arm_host
 from .secrets import SecretRule
 from .promotions import PromotionLog
 from .queues import StepQueues
@@ -31,6 +35,9 @@ from .runs import RunStore
 from .settings import Settings
 from .skipped import SkippedLog
 from .storage import Connection, Storage
+
+if TYPE_CHECKING:
+    from .training import TrainingService
 
 
 @dataclass
@@ -59,6 +66,8 @@ class Context:
         if self.credential is None:
             static = (self.env.get(STATIC_TOKEN_SETTING) or "").strip()
             self.credential = (lambda: StaticTokenCredential(static)) if static else arm_credential
+        self._azureml_clients: dict[tuple, ArmClient] = {}
+        self._clients_lock = threading.Lock()
         self._ready = False
 
     @classmethod
@@ -114,11 +123,40 @@ class Context:
         key = self.secret(definition.training.key_setting, f"API key of model {definition.name!r}'s training service")
         return BesClient(definition.training.url, key, session=self.session, retry=self.retry)
 
+    def training(self, definition: ModelDefinition) -> "TrainingService":
+        """The training service of the definition's kind (Studio classic BES, Azure ML jobs)."""
+        from .training import service_for
+        return service_for(self, definition)
+
+    def azureml(self, workspace: WorkspaceId | str, *, timeout: float = 300.0, **options) -> ArmClient:
+        """The ARM/MLflow client of one Azure ML workspace, kept per process (its token and workspace read are reused)."""
+        ws = workspace if isinstance(workspace, WorkspaceId) else WorkspaceId.parse(workspace)
+        key = (ws.reference, timeout, tuple(sorted(options.items())))
+        with self._clients_lock:
+            client = self._azureml_clients.get(key)
+            if client is None:
+                base = ws.base_url or f"https://{arm_host(self.env)}"
+                client = ArmClient(ws, self.credential(), base_url=base, rules=self.outbound, session=self.session,
+                                   retry=self.retry, timeout=timeout, **options)
+                self._azureml_clients[key] = client
+        return client
+
     def updater(self, spec: EndpointSpec, *, arm_timeout: float = 300.0) -> EndpointUpdater:
         self.outbound().require(spec.url, spec.kind, f"endpoint {spec.name!r} url")
         return updater_for(spec, secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
                            credential=self.credential, session=self.session, retry=self.retry,
                            arm_timeout=arm_timeout)
+
+    def serving(self, spec, *, arm_timeout: float = 300.0, rollout=None) -> ServingTarget:
+        """The serving target for an endpoint of any kind, its URL checked against the outbound rule first."""
+        kind = kind_of(spec.kind)
+        self.outbound().require(spec.url, kind.service_kind, f"endpoint {spec.name!r} url")
+        deps = ServingDeps(secret=lambda name: self.secret(name, f"key of endpoint {spec.name!r}"),
+                           credential=self.credential, session=self.session, retry=self.retry, clock=self.clock,
+                           arm_timeout=arm_timeout, rollout=rollout,
+                           allowed=lambda url, service, where: self.outbound().require(url, service, where),
+                           azureml=lambda ws, **options: self.azureml(ws, timeout=arm_timeout, **options))
+        return kind.target(spec, deps)
 
 
 _context: Context | None = None

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlparse
 
-from .endpoints import EndpointSpec
+from .definition_fields import SECRET_KEYS as _SECRET_KEYS
+from .definition_fields import unknown as _unknown
+from .serving.kinds import KINDS
+from .serving.rollout import RolloutPolicy
 from .errors import InvalidModelDefinition
-from .outbound import credential_problem
 from .policy import Policy
+from .training import parse_training, training_json
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-PORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
-_SECRET_KEYS = {"key", "api_key", "apikey", "primary_key", "token", "password", "secret", "sas",
-                "connection_string", "account_key"}
 
 
 def check_model_name(name: str) -> str:
@@ -28,50 +25,31 @@ def check_model_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class TrainingService:
-    """The BES training web service and how its inputs and outputs are named."""
-
-    url: str
-    key_setting: str
-    input_name: str = "input1"
-    model_output: str = "output1"
-    evaluation_output: str = "output2"
-    global_parameters: dict[str, str] = field(default_factory=dict)
-    baseline_parameter: str | None = "Baseline model"  # None: the service cannot score a baseline
-    data_parameter: str | None = None  # the data's URL goes in this global parameter, not an input
-
-    def to_json(self) -> dict:
-        return {"url": self.url, "key_setting": self.key_setting, "input": self.input_name,
-                "outputs": {"model": self.model_output, "evaluation": self.evaluation_output},
-                "global_parameters": dict(self.global_parameters),
-                "baseline_parameter": self.baseline_parameter, "data_parameter": self.data_parameter}
-
-
-@dataclass(frozen=True)
 class ModelDefinition:
     """What a user registers with `PUT /api/models/{model}`; holds setting names, never secrets."""
 
     name: str
-    training: TrainingService
-    endpoints: tuple[EndpointSpec, ...]
+    training: Any  # its kind's config: training.studio.StudioTraining or training.azureml.AzureMLTraining
+    endpoints: tuple[Any, ...]  # each kind's spec (retrain.serving.kinds)
     policy: Policy
     data_prefix: str
     schedule: bool = False
     description: str = ""
+    rollout: RolloutPolicy = RolloutPolicy()  # how Azure ML online endpoints move traffic to a new deployment
 
     def to_json(self) -> dict:
-        return {"name": self.name, "description": self.description, "training": self.training.to_json(),
-                "endpoints": [_endpoint_json(e) for e in self.endpoints], "policy": self.policy.to_json(),
-                "data_prefix": self.data_prefix, "schedule": self.schedule}
+        return {"name": self.name, "description": self.description, "training": training_json(self.training),
+                "endpoints": [e.to_json() for e in self.endpoints], "policy": self.policy.to_json(),
+                "data_prefix": self.data_prefix, "schedule": self.schedule, "rollout": self.rollout.to_json()}
 
     def destinations(self) -> list[tuple[str, str, str]]:
         """(field, service kind, URL) of every place this definition sends a credential or SAS."""
-        return [("training.url", "bes", self.training.url)] + [
-            (f"endpoints[{i}].url", e.kind, e.url) for i, e in enumerate(self.endpoints)]
+        return self.training.destinations() + [
+            (f"endpoints[{i}].url", KINDS[e.kind].service_kind, e.url) for i, e in enumerate(self.endpoints)]
 
     def key_settings(self) -> list[tuple[str, str]]:
         """(field, app setting name) of every secret this definition reads."""
-        return [("training.key_setting", self.training.key_setting)] + [
+        return self.training.key_settings() + [
             (f"endpoints[{i}].key_setting", e.key_setting) for i, e in enumerate(self.endpoints) if e.key_setting]
 
     @classmethod
@@ -83,10 +61,10 @@ class ModelDefinition:
             raise InvalidModelDefinition(["the body must be a JSON object"])
         _find_secrets(body, "", problems)
         _unknown(body, {"name", "description", "training", "endpoints", "endpoint", "policy",
-                        "data_prefix", "schedule"}, "", problems)
+                        "data_prefix", "schedule", "rollout"}, "", problems)
         if body.get("name") not in (None, name):
             problems.append(f"name: {body['name']!r} differs from the name in the URL ({name!r})")
-        training = _training(body.get("training"), problems)
+        training = parse_training(body.get("training"), problems)
         raw_endpoints = body.get("endpoints")
         if raw_endpoints is None and "endpoint" in body:
             raw_endpoints = [body["endpoint"]]
@@ -96,6 +74,13 @@ class ModelDefinition:
         except InvalidModelDefinition as e:
             problems.extend(p if p.startswith("policy") else f"policy: {p}" for p in e.problems)
             policy = None
+        if training is not None and policy is not None:
+            problems.extend(training.policy_problems(policy))
+        try:
+            rollout = RolloutPolicy.from_json(body.get("rollout"))
+        except InvalidModelDefinition as e:
+            problems.extend(e.problems)
+            rollout = None
         prefix = body.get("data_prefix", f"{name}/")
         if not isinstance(prefix, str) or not prefix.strip("/") or prefix.startswith("/") or ".." in prefix \
                 or "\\" in prefix:
@@ -111,12 +96,7 @@ class ModelDefinition:
             problems.append("description: a string of at most 1000 characters")
         if problems:
             raise InvalidModelDefinition(problems)
-        return cls(name, training, endpoints, policy, prefix, schedule, description)
-
-
-def _endpoint_json(spec: EndpointSpec) -> dict:
-    return {"kind": spec.kind, "url": spec.url, "resource_name": spec.resource_name,
-            "key_setting": spec.key_setting, "name": spec.name}
+        return cls(name, training, endpoints, policy, prefix, schedule, description, rollout)
 
 
 def _find_secrets(obj: Any, path: str, problems: list[str]) -> None:
@@ -133,80 +113,12 @@ def _find_secrets(obj: Any, path: str, problems: list[str]) -> None:
             _find_secrets(value, f"{path}[{i}]", problems)
 
 
-def _unknown(obj: dict, allowed: set[str], path: str, problems: list[str]) -> None:
-    for key in obj:
-        if key not in allowed and str(key).lower() not in _SECRET_KEYS:
-            problems.append(f"{path}{key}: unknown field (allowed: {', '.join(sorted(allowed))})")
-
-
-def _http_url(value: Any, where: str, problems: list[str]) -> str:
-    parsed = urlparse(value) if isinstance(value, str) else None
-    if not parsed or parsed.scheme not in ("http", "https") or not parsed.netloc:
-        problems.append(f"{where}: an http(s) URL")
-        return ""
-    problem = credential_problem(value, where)
-    if problem:
-        problems.append(problem)
-        return ""
-    return value
-
-
-def _setting(value: Any, where: str, problems: list[str]) -> str:
-    if not isinstance(value, str) or not SETTING_NAME.match(value):
-        problems.append(f"{where}: the NAME of an app setting (letters, digits, underscores)")
-        return ""
-    return value
-
-
-def _port(value: Any, default: str, where: str, problems: list[str]) -> str:
-    value = default if value is None else value
-    if not isinstance(value, str) or not PORT_NAME.match(value):
-        problems.append(f"{where}: a service port name such as {default!r}")
-    return value
-
-
-def _training(raw: Any, problems: list[str]) -> TrainingService | None:
-    if not isinstance(raw, dict):
-        problems.append("training: an object with url and key_setting")
-        return None
-    _unknown(raw, {"url", "key_setting", "input", "outputs", "global_parameters", "baseline_parameter",
-                   "data_parameter"}, "training.", problems)
-    outputs = raw.get("outputs") or {}
-    if not isinstance(outputs, dict):
-        problems.append("training.outputs: an object {\"model\": \"output1\", \"evaluation\": \"output2\"}")
-        outputs = {}
-    _unknown(outputs, {"model", "evaluation"}, "training.outputs.", problems)
-    params = raw.get("global_parameters") or {}
-    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        problems.append("training.global_parameters: an object of name -> value")
-        params = {}
-    params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
-    for name, value in params.items():
-        problem = credential_problem(value, f"training.global_parameters[{name!r}]")
-        if problem:
-            problems.append(problem)
-    baseline = raw.get("baseline_parameter", "Baseline model")
-    data_param = raw.get("data_parameter")
-    for key, value in (("baseline_parameter", baseline), ("data_parameter", data_param)):
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            problems.append(f"training.{key}: a global parameter name, or null")
-    service = TrainingService(
-        url=_http_url(raw.get("url"), "training.url", problems),
-        key_setting=_setting(raw.get("key_setting"), "training.key_setting", problems),
-        input_name=_port(raw.get("input"), "input1", "training.input", problems),
-        model_output=_port(outputs.get("model"), "output1", "training.outputs.model", problems),
-        evaluation_output=_port(outputs.get("evaluation"), "output2", "training.outputs.evaluation", problems),
-        global_parameters=params, baseline_parameter=baseline, data_parameter=data_param)
-    if service.model_output == service.evaluation_output:
-        problems.append("training.outputs: model and evaluation must be different outputs")
-    return service
-
-
-def _endpoints(raw: Any, problems: list[str]) -> tuple[EndpointSpec, ...]:
+def _endpoints(raw: Any, problems: list[str]) -> tuple:
+    """Each endpoint parsed by its kind (`retrain.serving.kinds`); names distinct."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        problems.append("endpoints: a list of {kind, url, resource_name, key_setting}")
+        problems.append("endpoints: a list of {kind, url, ...}")
         return ()
     specs, names = [], set()
     for i, item in enumerate(raw):
@@ -214,24 +126,16 @@ def _endpoints(raw: Any, problems: list[str]) -> tuple[EndpointSpec, ...]:
         if not isinstance(item, dict):
             problems.append(f"{where}: an object")
             continue
-        _unknown(item, {"kind", "url", "resource_name", "key_setting", "name"}, f"{where}.", problems)
-        kind = item.get("kind", "classic")
-        if kind not in ("classic", "arm"):
-            problems.append(f"{where}.kind: 'classic' or 'arm'")
-        url = _http_url(item.get("url"), f"{where}.url", problems)
-        resource = item.get("resource_name")
-        if not isinstance(resource, str) or not resource.strip():
-            problems.append(f"{where}.resource_name: the trained model's resource name, "
-                            "e.g. 'Census Model [trained model]'")
-        key_setting = item.get("key_setting")
-        if kind == "classic":
-            key_setting = _setting(key_setting, f"{where}.key_setting", problems)
-        elif key_setting is not None:
-            problems.append(f"{where}.key_setting: ARM endpoints use the app's Azure AD identity, not a key")
+        kind = KINDS.get(item.get("kind", "classic"))
+        if kind is None:
+            problems.append(f"{where}.kind: one of {', '.join(repr(k) for k in KINDS)}")
+            continue
+        _unknown(item, kind.fields | {"kind", "name"}, f"{where}.", problems)
+        spec = kind.parse(item, where, problems)
+        url = spec.url
         name = item.get("name") or (url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] if url else f"endpoint{i}")
         if name in names:
             problems.append(f"{where}.name: {name!r} is used twice; give each endpoint a distinct name")
         names.add(name)
-        specs.append(EndpointSpec(kind=kind, url=url, resource_name=resource or "", key_setting=key_setting,
-                                  name=name))
+        specs.append(replace(spec, name=name))
     return tuple(specs)

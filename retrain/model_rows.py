@@ -12,7 +12,7 @@ from typing import Any
 
 from .definitions import ModelDefinition
 from .errors import InvalidModelDefinition
-from .locations import BlobLocation
+from .artifacts import Artifact, artifact_from_record
 from .policy import Champion
 
 PARTITION = "model"
@@ -23,7 +23,7 @@ class ChampionRecord:
     """The model in production: which run made it, where it lives, and its own metrics."""
 
     run_id: str
-    location: BlobLocation
+    location: Artifact  # a blob (Studio classic) or an Azure ML job output / model version
     metrics: dict[str, float]
     since: str
 
@@ -36,7 +36,7 @@ class ChampionRecord:
 
     @classmethod
     def from_json(cls, obj: dict) -> "ChampionRecord":
-        return cls(obj["run_id"], BlobLocation.from_record(obj["location"]), obj.get("metrics") or {},
+        return cls(obj["run_id"], artifact_from_record(obj["location"]), obj.get("metrics") or {},
                    obj.get("since", ""))
 
 

@@ -27,7 +27,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 # Stable names for the modules that imported them from here before the split.
-from .definitions import ModelDefinition, TrainingService, check_model_name  # noqa: F401
+from .definitions import ModelDefinition, check_model_name  # noqa: F401
 from .errors import ConcurrentUpdate, UnknownModel, UnusableModel
 from .model_rows import PARTITION, BrokenModel, ChampionRecord, ModelState, read_row  # noqa: F401
 

@@ -13,7 +13,7 @@ from enum import Enum
 
 from azure.data.tables import TableClient
 
-from .locations import BlobLocation
+from .artifacts import Artifact, artifact_from_record
 from .tables import Page, insert_once, inverted, key_range_page
 
 TIME = "t~"
@@ -31,7 +31,7 @@ class Promotion:
     key: str  # RowKey: the run id for policy/approval promotions (one per run, ever), unique per rollback
     from_run: str | None
     to_run: str
-    location: BlobLocation
+    location: Artifact
     reason: Reason
     at: str
     by: str = ""
@@ -52,7 +52,7 @@ class Promotion:
     @classmethod
     def from_entity(cls, e: dict) -> "Promotion":
         return cls(e["PartitionKey"], e.get("Key") or e["RowKey"], e.get("FromRun") or None, e["ToRun"],
-                   BlobLocation.from_record(json.loads(e["Location"])), Reason(e["Reason"]), e["At"],
+                   artifact_from_record(json.loads(e["Location"])), Reason(e["Reason"]), e["At"],
                    e.get("By", ""), e.get("Note", ""), json.loads(e.get("Endpoints") or "{}"),
                    json.loads(e.get("Actor") or "{}"))
 

@@ -37,12 +37,12 @@ class StepMessage:
     model: str
     run_id: str
     step: Step
-    poll: int = 0  # for checks: the run's poll count this message expects (older ones are stale)
+    poll: int = 0  # checks and promotions: the run's poll count this message expects (older ones are stale)
     otel: dict[str, str] = field(default_factory=dict, compare=False)  # W3C trace context of the sender
 
     def to_json(self) -> str:
         body = {"model": self.model, "run": self.run_id, "step": self.step.value}
-        if self.step is Step.CHECK:
+        if self.step in (Step.CHECK, Step.PROMOTE):
             body["poll"] = self.poll
         if self.otel:
             body["otel"] = self.otel

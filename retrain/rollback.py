@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 
-from . import model_lock
+from . import model_lock, serving
 from .context import Context
 from .events import outbox
 from .events.model import rollback_event
@@ -48,14 +48,17 @@ def _rollback(ctx: Context, model: str, *, to_run: str | None, by: str, note: st
     target = _target(history, state.champion.run_id, to_run)
     run = ctx.runs.find(model, target.to_run)
     expiry = ctx.clock() + ctx.settings.model_sas_lifetime
-    located = ctx.storage.located(target.location.container, target.location.blob_name, expiry=expiry)
-    outcomes: dict[str, dict] = {}
-    for spec in state.definition.endpoints:
-        try:
-            outcome = ctx.updater(spec, arm_timeout=ARM_WAIT).update(located)
-            outcomes[spec.name] = {"ok": True, "kind": spec.kind, "changed": outcome.changed, "served": outcome.served}
-        except (TransientServiceError, PermanentServiceError, SettingsError) as e:
-            outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000]}
+
+    def release_for(spec) -> serving.Release:
+        return serving.release(ctx, target.to_run, target.location, expiry=expiry,
+                               record=target.endpoints.get(spec.name) or {})
+
+    done = serving.drive(ctx, list(state.definition.endpoints), release_for, {}, budget=ARM_WAIT, restoring=True,
+                         arm_timeout=ARM_WAIT, rollout=state.definition.rollout)
+    outcomes = {name: {k: v for k, v in o.items() if k not in ("at", "final", "transient")}
+                if o.get("ok") else {"ok": False, "kind": o.get("kind"),
+                                     "error": o.get("error") or "still in progress when the call's time ran out"}
+                for name, o in done.outcomes.items()}
     failed = [name for name, o in outcomes.items() if not o["ok"]]
     if failed:
         raise RollbackFailed(f"rollback to run {target.to_run} failed on endpoint(s) {', '.join(failed)}; the "

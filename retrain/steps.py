@@ -8,26 +8,24 @@ next step. Transient service errors re-enqueue the same step with back-off, with
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Callable
 
-from azure.core.exceptions import ResourceNotFoundError
-
-from . import chain, pinning, telemetry
-from .bes import BatchJobRequest, JobState
+from . import chain, pinning, serving, telemetry
+from .artifacts import artifact_from_record
 from .context import Context
-from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError, RetrainError,
+from .errors import (ConcurrentUpdate, DataNotFound, JobNotFound, PermanentServiceError,
                      SettingsError, TransientServiceError, UnknownModel, UnusableModel)
-from .evaluation import parse_evaluation
 from .events import outbox
-from .job_failures import MAX_ATTEMPTS, read_failure
-from .locations import BlobLocation
+from .job_failures import MAX_ATTEMPTS
 from .models import ChampionRecord, ModelState
 from .policy import decide
 from .promotions import Promotion, Reason
 from .queues import BadMessage, Step, StepMessage
 from .runs import Run, Status, iso, parse_iso
+from .training import EvaluationUnusable, JobLost, Phase
 
 log = logging.getLogger("retrain")
 
@@ -75,9 +73,9 @@ def _run_step(ctx: Context, message: StepMessage, expected: Status,
         log.info("%s: run %s is %s, not %s; message dropped", message.step.value, run.run_id,
                  run.status.value, expected.value)
         return
-    if message.step is Step.CHECK and message.poll != run.polls:
-        log.info("check: run %s expects poll %d, message has %d; stale message dropped", run.run_id, run.polls,
-                 message.poll)
+    if message.step in (Step.CHECK, Step.PROMOTE) and message.poll != run.polls:
+        log.info("%s: run %s expects poll %d, message has %d; stale message dropped", message.step.value,
+                 run.run_id, run.polls, message.poll)
         return
     with telemetry.run_span(f"retrain.step.{message.step.value}", model=run.model, run_id=run.run_id,
                             headers=message.otel, trace_id=run.trace_id, step=message.step.value,
@@ -138,20 +136,20 @@ def _fail(ctx: Context, run: Run, reason: str, **changes) -> None:
 # --- submit --------------------------------------------------------------------------------
 
 def _submit(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
-    bes = ctx.bes(model.definition)
+    service = ctx.training(model.definition)
     if not run.job_id:
         run = _pinned(ctx, run)
         if run is None:
             return
-        request, outputs, baseline = _job_request(ctx, run, model)
-        job_id = bes.submit(request)
+        job = service.submit(run, model)
         try:
-            run = ctx.runs.save(replace(run, job_id=job_id, outputs=outputs, baseline_run=baseline,
-                                        reason=f"training job {job_id} submitted"))
+            run = ctx.runs.save(replace(run, job_id=job.job_id, outputs=job.outputs, baseline_run=job.baseline_run,
+                                        reason=f"training job {job.job_id} submitted"))
         except ConcurrentUpdate:
-            chain.cancel_job_quietly(ctx, model=model.name, job_id=job_id)  # another delivery submitted first
+            if not job.by_name:  # another delivery submitted its own job first; this one must not run
+                chain.cancel_job_quietly(ctx, model=model.name, job_id=job.job_id)
             raise
-    bes.start(run.job_id)  # idempotent: a job already started is not an error
+    service.start(run)  # idempotent: a job already started is not an error
     delay = ctx.settings.check_initial_delay
     chain.enter(ctx, run, Status.RUNNING, f"training job {run.job_id} is running", delay=delay,
                 job_started=True, polls=0)
@@ -168,51 +166,22 @@ def _pinned(ctx: Context, run: Run) -> Run | None:
     return None
 
 
-def _job_request(ctx: Context, run: Run, model: ModelState) -> tuple[BatchJobRequest, dict, str]:
-    """Least privilege: read SAS for the input and the champion, create/write SAS for this attempt's two
-    output blobs only, every one expiring at the run's deadline (docs/security.md)."""
-    expiry = parse_iso(run.deadline)
-    service = model.definition.training
-    storage, out = ctx.storage, ctx.settings.output_container
-    prefix = f"{run.model}/{run.run_id}/{run.attempt}"
-    model_blob, evaluation_blob = f"{prefix}/model.ilearner", f"{prefix}/evaluation.csv"
-    data = storage.located(run.data.container, run.data.name, expiry=expiry, snapshot=run.data.snapshot)
-    outputs = {service.model_output: storage.located(out, model_blob, expiry=expiry, write=True),
-               service.evaluation_output: storage.located(out, evaluation_blob, expiry=expiry, write=True)}
-    params = dict(service.global_parameters)
-    inputs = {}
-    if service.data_parameter:
-        params[service.data_parameter] = data.url
-    else:
-        inputs[service.input_name] = data
-    baseline = ""
-    champion = model.champion
-    if champion and service.baseline_parameter and champion.location.base_location == storage.blob_base:
-        params[service.baseline_parameter] = storage.located(
-            champion.location.container, champion.location.blob_name, expiry=expiry).url
-        baseline = champion.run_id
-    records = {"model": storage.location(out, model_blob).to_record(),
-               "evaluation": storage.location(out, evaluation_blob).to_record()}
-    return BatchJobRequest(inputs=inputs, outputs=outputs, global_parameters=params), records, baseline
-
-
 # --- check ---------------------------------------------------------------------------------
 
 def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
-    bes = ctx.bes(model.definition)
     try:
-        status = bes.status(run.job_id)
-    except JobNotFound:
+        status = ctx.training(model.definition).status(run)
+    except JobLost as e:
         if run.attempt >= MAX_ATTEMPTS:
-            raise
-        _resubmit(ctx, run, f"the service lost job {run.job_id}")
+            raise JobNotFound(str(e), status=404) from None
+        _resubmit(ctx, run, str(e))
         return
-    if status.state in (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED):
-        _job_ended(ctx, run, status.state.value.lower())
-    if status.state is JobState.FINISHED:
+    if status.phase is not Phase.ACTIVE:
+        _job_ended(ctx, run, status.phase.value)
+    if status.phase is Phase.COMPLETED:
         chain.enter(ctx, run, Status.EVALUATING, f"training job {run.job_id} finished; evaluating")
-    elif status.state is JobState.FAILED:
-        failure = read_failure(status.details)
+    elif status.phase is Phase.FAILED:
+        failure = status.failure
         if failure.retryable and run.attempt < MAX_ATTEMPTS:
             _resubmit(ctx, run, f"training job {run.job_id} failed without a data error ({failure.text})")
             return
@@ -221,16 +190,21 @@ def _check(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> N
             reason = (f"the training job failed {run.attempt} times without a data error; "
                       f"the last time: {failure.text}")
         chain.finish(ctx, run, Status.FAILED, reason, error=status.details or "")
-    elif status.state is JobState.CANCELLED:
+    elif status.phase is Phase.CANCELLED:
         chain.finish(ctx, run, Status.CANCELLED, f"training job {run.job_id} was cancelled in the ML service")
     else:
         delay = min(ctx.settings.check_max_delay, ctx.settings.check_initial_delay * 2 ** min(run.polls + 1, 20))
         delay = max(delay, 1.0)
         saved = ctx.runs.save(replace(run, polls=run.polls + 1, transient_failures=0,
                                       next_action_at=iso(ctx.clock() + timedelta(seconds=delay)),
-                                      reason=f"training job {run.job_id} is {status.state.value.lower()}"))
+                                      reason=f"training job {run.job_id} is {_spaced(status.state)}"))
         ctx.queues.send(StepMessage(run.model, run.run_id, Step.CHECK, saved.polls), delay)
         telemetry.outcome("polling")
+
+
+def _spaced(state: str) -> str:
+    """`NotResponding` -> `not responding` (a reason reads as a sentence)."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", state).lower()
 
 
 def _job_ended(ctx: Context, run: Run, outcome: str) -> None:
@@ -249,21 +223,14 @@ def _resubmit(ctx: Context, run: Run, why: str) -> None:
 # --- evaluate ------------------------------------------------------------------------------
 
 def _evaluate(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
-    location = BlobLocation.from_record(run.outputs["evaluation"])
-    blob = ctx.storage.blobs.get_blob_client(location.container, location.blob_name)
     try:
-        text = blob.download_blob(max_concurrency=1).readall().decode("utf-8-sig", errors="replace")
-    except ResourceNotFoundError:
-        chain.finish(ctx, run, Status.FAILED, f"the job finished but wrote no evaluation output at {location.uri}")
-        return
-    try:
-        evaluation = parse_evaluation(text)
-    except RetrainError as e:
-        chain.finish(ctx, run, Status.FAILED, f"the evaluation output is unusable: {e}", error=str(e))
+        evaluation = ctx.training(model.definition).evaluation(run, model)
+    except EvaluationUnusable as e:
+        chain.finish(ctx, run, Status.FAILED, str(e), error=str(e))
         return
     champion = model.champion
     if evaluation.baseline is not None and (not champion or run.baseline_run != champion.run_id):
-        evaluation = replace(evaluation, baseline=None)  # row 2 scored a model that is no longer champion
+        evaluation = replace(evaluation, baseline=None)  # the baseline scored a model that is no longer champion
     decision = decide(model.definition.policy, evaluation, champion.as_policy_champion() if champion else None)
     record = decision.to_record()
     if not decision.passed:
@@ -305,30 +272,26 @@ def _supersede_waiting(ctx: Context, newer: Run) -> None:
 # --- promote -------------------------------------------------------------------------------
 
 def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) -> None:
-    target = BlobLocation.from_record(run.outputs["model"])
-    located = ctx.storage.located(target.container, target.blob_name, expiry=model_sas_expiry(ctx, run))
-    outcomes = dict(run.endpoints)
-    transient: list[str] = []
-    for spec in model.definition.endpoints:
-        if outcomes.get(spec.name, {}).get("ok"):
-            continue  # updated by an earlier delivery; only failed endpoints are retried
-        try:
-            outcome = ctx.updater(spec).update(located)
-            outcomes[spec.name] = {"ok": True, "kind": spec.kind, "changed": outcome.changed,
-                                   "served": outcome.served, "at": iso(ctx.clock())}
-        except TransientServiceError as e:
-            transient.append(spec.name)
-            outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000], "transient": True,
-                                   "at": iso(ctx.clock())}
-        except (PermanentServiceError, SettingsError) as e:
-            outcomes[spec.name] = {"ok": False, "kind": spec.kind, "error": str(e)[:1000], "at": iso(ctx.clock())}
-    failed = [name for name, o in outcomes.items() if not o.get("ok")]
+    target = artifact_from_record(run.outputs["model"])
+    release = serving.release(ctx, run.run_id, target, expiry=model_sas_expiry(ctx, run))
+    done = serving.advance(ctx, model.definition.endpoints, lambda spec: release, run.endpoints,
+                           rollout=model.definition.rollout)
+    outcomes = done.outcomes
+    if done.waiting:  # a rollout under way: the next phase is a delayed message, never a sleep
+        delay = done.wait
+        saved = ctx.runs.save(replace(run, endpoints=outcomes, polls=run.polls + 1, transient_failures=0,
+                                      next_action_at=iso(ctx.clock() + timedelta(seconds=delay)),
+                                      reason=serving.progress_reason(outcomes, done)))
+        ctx.queues.send(StepMessage(run.model, run.run_id, Step.PROMOTE, saved.polls), delay)
+        telemetry.outcome("polling")
+        return
+    failed = done.failed + done.transient
     if failed:
         run = ctx.runs.save(replace(run, endpoints=outcomes))
-        if transient and len(transient) == len(failed) and run.transient_failures < ctx.settings.transient_retry_limit:
-            raise TransientServiceError(f"endpoint(s) {', '.join(transient)} unavailable; will retry",
+        if done.transient and not done.failed and run.transient_failures < ctx.settings.transient_retry_limit:
+            raise TransientServiceError(f"endpoint(s) {', '.join(done.transient)} unavailable; will retry",
                                         retry_after=None)
-        updated = [n for n, o in outcomes.items() if o.get("ok")]
+        updated = done.updated
         chain.finish(ctx, run, Status.FAILED,
                      "promotion failed on endpoint(s) " + ", ".join(
                          f"{n} ({outcomes[n]['error'][:200]})" for n in failed)
@@ -336,6 +299,7 @@ def _promote(ctx: Context, run: Run, model: ModelState, message: StepMessage) ->
                      + "; the champion did not change",
                      error="; ".join(f"{n}: {outcomes[n]['error']}" for n in failed))
         return
+    target = serving.served_artifact(target, outcomes)
     previous = model.champion.run_id if model.champion else None
     now = iso(ctx.clock())
     reason = Reason.APPROVAL if run.decided_by else Reason.POLICY

@@ -37,9 +37,16 @@ def run_view(run: Run) -> dict[str, Any]:
     }
 
 
+ROLLOUT_FIELDS = ("phase", "note", "deployment", "previous", "model_id", "traffic", "previous_traffic")
+
+
 def endpoint_outcome_view(outcome: dict) -> dict[str, Any]:
-    return {"ok": bool(outcome.get("ok")), "kind": outcome.get("kind"), "changed": outcome.get("changed"),
+    """An endpoint's outcome; an Azure ML endpoint adds its rollout: phase, deployments and traffic (no settings)."""
+    view = {"ok": bool(outcome.get("ok")), "kind": outcome.get("kind"), "changed": outcome.get("changed"),
             "served": outcome.get("served"), "error": outcome.get("error"), "at": outcome.get("at")}
+    if "phase" in outcome or "deployment" in outcome:
+        view.update({k: outcome.get(k) for k in ROLLOUT_FIELDS}, waiting=bool(outcome.get("waiting")))
+    return view
 
 
 def decision_view(record: dict | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from emulators.studio import faults
 from emulators.studio.errors import ServiceError
 from emulators.studio.store import Store
 
-from . import assets, endpoints, jobs, scoring, tracking
+from . import assets, endpoints, jobs, metrics, scoring, tracking
 from .config import AzureMLConfig
 from .context import Context
 from .errors import ArmError, MlflowError
@@ -63,7 +63,7 @@ def create_app(config: AzureMLConfig, data_dir: Path, *, base_url: str, tls: Tls
     def healthz() -> dict:
         return {"status": "ok", "ca": str(tls.ca) if tls else None}
 
-    routers = [assets.router, jobs.router, endpoints.router, scoring.router, tracking.router]
+    routers = [assets.router, jobs.router, endpoints.router, scoring.router, metrics.router, tracking.router]
     if enable_faults:
         routers.append(faults.router)
     for router in routers:

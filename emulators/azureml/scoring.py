@@ -84,7 +84,11 @@ async def score(name: str, request: Request, ctx: Context = Depends(context)) ->
     if dep is None:
         raise ScoreError(424, f"The endpoint '{name}' has no deployment taking traffic; name one with the "
                               f"'{HEADER}' header or set traffic.", "NoTrafficAllocated")
-    key, doc = _deployment(ctx, endpoint_key, dep)
+    try:
+        key, doc = _deployment(ctx, endpoint_key, dep)
+    except ScoreError as e:
+        ctx.serving.requests.record(name, dep, e.status)
+        raise
     if not wanted:
         for mirror, percent in (props.get("mirrorTraffic") or {}).items():
             if _random.uniform(0, 100) < percent:
@@ -92,8 +96,10 @@ async def score(name: str, request: Request, ctx: Context = Depends(context)) ->
     try:
         result = ctx.serving.instance(key, doc).call(body)
     except ScoringError as e:
+        ctx.serving.requests.record(name, dep, e.status)
         raise ScoreError(e.status, str(e), "ScoringFailed") from None
     ctx.serving.counts[f"{name}/{dep} served"] += 1
+    ctx.serving.requests.record(name, dep, 200)
     return JSONResponse(result, headers={HEADER: dep})
 
 
@@ -103,8 +109,10 @@ def _mirror(ctx: Context, endpoint_key: str, name: str, dep: str, body: bytes) -
         key, doc = _deployment(ctx, endpoint_key, dep)
         ctx.serving.instance(key, doc).call(body)
         ctx.serving.counts[f"{name}/{dep} mirrored"] += 1
-    except (ArmError, ScoringError):
+        ctx.serving.requests.record(name, dep, 200)
+    except (ArmError, ScoringError) as e:
         ctx.serving.counts[f"{name}/{dep} mirror_failed"] += 1
+        ctx.serving.requests.record(name, dep, getattr(e, "status", 500))
 
 
 @router.get("/_debug/endpoints/{name}", name="debug.endpoint")

@@ -10,7 +10,8 @@ import struct
 import subprocess
 import sys
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from pathlib import Path
 
 from .assets import asset_version, parse_asset_ref
@@ -94,6 +95,22 @@ def model_of(ctx, doc: dict) -> tuple[str, str, str]:
     return name, model["name"], model["properties"]["modelUri"]
 
 
+class RequestLog:
+    """Scoring requests, newest last (bounded): (unix time, endpoint, deployment, status)."""
+
+    def __init__(self, size: int = 200_000):
+        self._items: deque = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def record(self, endpoint: str, deployment: str, status: int) -> None:
+        with self._lock:
+            self._items.append((time.time(), endpoint, deployment, status))
+
+    def between(self, endpoint: str, start: float, end: float) -> list[tuple]:
+        with self._lock:
+            return [r for r in self._items if r[1] == endpoint and start <= r[0] <= end]
+
+
 class Serving:
     """Instances by deployment key, started when provisioning succeeds (or lazily after a restart)."""
 
@@ -103,6 +120,7 @@ class Serving:
         self._cycle: dict[str, itertools.cycle] = {}
         self._lock = threading.RLock()
         self.counts: Counter = Counter()  # "<endpoint>/<deployment> served|mirrored" -> requests
+        self.requests = RequestLog()  # every scoring answer, for the Azure Monitor metrics (metrics.py)
 
     def start(self, key: str, doc: dict) -> str | None:
         """Materialise the model, start `sku.capacity` instances, wait for init(); the error text or None."""

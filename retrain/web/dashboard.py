@@ -195,7 +195,7 @@ class _Page:
             outcome = served.get(spec.name) or {}
             card["endpoints"].append({"name": spec.name, "kind": spec.kind,
                                       "run": latest[0].to_run if latest and outcome.get("ok") else None,
-                                      "served": outcome.get("served")})
+                                      "served": outcome.get("served"), "traffic": outcome.get("traffic")})
         return card
 
     def model(self, name: str) -> WebResponse:

@@ -83,7 +83,6 @@ def test_the_job_gets_least_privilege_sas_that_end_with_the_run(world, pump):
     """Read for the input and the champion, create/write for this attempt's outputs, all until the deadline."""
     from urllib.parse import parse_qs
 
-    from retrain import steps
     from retrain.runs import parse_iso
 
     world.register()
@@ -92,7 +91,7 @@ def test_the_job_gets_least_privilege_sas_that_end_with_the_run(world, pump):
     assert world.run(first.run_id).status is Status.PROMOTED
     second = world.land("census/two.csv", good_data(seed=5))
     run, model = world.run(second.run_id), world.ctx.models.get(world.model)
-    request, _, baseline = steps._job_request(world.ctx, run, model)
+    request, _, baseline = world.ctx.training(model.definition).job_request(run, model)
     deadline = parse_iso(run.deadline).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def sas(location) -> dict:

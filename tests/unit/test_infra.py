@@ -56,6 +56,7 @@ ROLE_IDS = {
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
     "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
 }
 EVENTS_TOPIC = INFRA / "core" / "eventgrid-events-topic.bicep"
@@ -534,6 +535,20 @@ def test_identity_gets_the_roles_the_app_uses():
     assert not missing, f"infra/app/rbac.bicep does not grant the app identity {[(s, names[r]) for s, r in missing]}"
     _, params = Bicep.load(MAIN).modules()["rbac"]
     assert params["identityPrincipalId"] == "identity.outputs.principalId"
+
+
+def test_identity_gets_azureml_data_scientist_on_the_workspace_it_is_given():
+    granted = role_assignments(Bicep.load(INFRA / "app" / "azureml-rbac.bicep"))
+    assert granted == [("identityPrincipalId", "workspace", ROLE_IDS["AzureML Data Scientist"])], \
+        "infra/app/azureml-rbac.bicep must grant the app identity AzureML Data Scientist on the workspace"
+    main = Bicep.load(MAIN)
+    _, params = main.modules()["azureMlRbac"]
+    assert params == {"workspaceName": "last(azureMlWorkspace)", "identityPrincipalId": "identity.outputs.principalId"}
+    assert main.params()["azureMlWorkspaceId"] == "''"
+    assert re.search(r"module azureMlRbac '[^']+' = if \(!empty\(azureMlWorkspaceId\)\)", main.text), \
+        "infra/main.bicep: the Azure ML role must be skipped when azureMlWorkspaceId is empty"
+    assert "scope: resourceGroup(azureMlWorkspace[2], azureMlWorkspace[4])" in main.text, \
+        "infra/main.bicep: assign the role in the workspace's own subscription and resource group"
 
 
 # --- the app's events: an Event Grid custom topic ---------------------------------------------------
