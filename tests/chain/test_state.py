@@ -515,7 +515,7 @@ def test_tables_in_layout_2_lose_their_open_status_rows_and_keep_listing_and_mov
     assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.CANCELLED)] == [queued.run_id]
 
 
-def test_migrating_from_layout_2_twice_or_at_once_is_harmless(world):
+def test_migrating_from_layout_2_twice_is_harmless(world):
     world.register()
     run = replace(finished_run(world.model, 1, status=Status.RUNNING), stored_status=None)
     for row in [run.to_entity(), *layout_2_rows(run)]:
