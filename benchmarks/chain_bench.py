@@ -42,9 +42,9 @@ gives each service client a counting transport, and child clients share it), cla
 through a `requests` response hook on `ctx.session` (every attempt). Per-run averages are
 printed next to the minimum the design needs (table MINIMUM below, one line of reasoning each),
 flagged where measured > minimum, with the likely cause (table CAUSES, from reading retrain/).
-The table minimum follows state layout 3 (README "State"): three entity-group transactions per run
-(creation, ending, promotion), every working status change a plain If-Match update, plus the
-open-run index row's write and delete and the owner's row read after the prefix-index query.
+The table minimum follows state layout 4 (README "State"): three entity-group transactions per run
+(creation and ending, each with the run's index rows and open row; promotion), every working status
+change a plain If-Match update, and the owner's row read after the prefix-index query.
 
 Everything is bounded (`--timeout`) and stopped in `finally` (by PID: only what it started).
 """
@@ -107,13 +107,11 @@ MINIMUM = [
                             "definition/champion once"),
     ("table models update", 3, "CAS: admission (active_run), champion pointer, release of the active slot"),
     ("table batch", 3, "entity-group transactions (one request each): run creation with its time index row "
-                       "(the dedup); the ending with its status index row, run-ended record and event (outbox); "
-                       "the promotions row with its newest-first copy"),
+                       "and open row (the dedup); the ending with its index rows, the open row's delete, run-ended "
+                       "record and event (outbox); the promotions row with its newest-first copy"),
     ("table runs get", 4, "each step loads the run with its ETag"),
-    ("table runs update", 7, "If-Match per working status (queued, running, evaluating, promoting: open statuses "
-                             "have no index row); the data's snapshot and the job id, each recorded before use; "
-                             "the open-run index row, written before the run exists (another partition)"),
-    ("table runs delete", 1, "the open-run index row, removed after the run ended"),
+    ("table runs update", 6, "If-Match per working status (queued, running, evaluating, promoting: open statuses "
+                             "have no index row); the data's snapshot and the job id, each recorded before use"),
     ("queue send", 4, "one message per step: submit, check, evaluate, promote"),
     ("queue receive", 4, "host side: each message received once (a batch GET may carry several)"),
     ("queue receive (empty)", 0, "host side: idle polling, set by the poll interval, not by the chain"),
@@ -694,7 +692,7 @@ class Bench:
 
     def wait_all_terminal(self, fired: dict[str, str], deadline: float) -> None:
         while True:
-            open_runs = sum(1 for _ in self.observer.unfinished())
+            open_runs = sum(1 for _ in self.observer.unfinished(self.models))
             self.ended = len(fired) - open_runs
             if open_runs == 0:
                 return

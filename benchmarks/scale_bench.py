@@ -82,7 +82,7 @@ def environment(azurite: Azurite) -> dict[str, str]:
 
 
 INDEXED_HISTORY = 1_000  # the newest runs of the history seeded with their index rows
-PROBE_KEY = "~~~~floor"  # the floor's point-read row: after every key any listing reads ("t~", "s~", "~open", ...)
+PROBE_KEY = "~~~~floor"  # the floor's point-read row: after every key any listing reads ("t~", "s~", "u~", ...)
 NOISE_MS = 5.0  # net times below this are noise on a shared machine: a net ratio is taken against at least this
 
 

@@ -1,49 +1,51 @@
 """Runs: one row per retraining attempt on one piece of data, with its status, step times and decision.
 
-Layout of the runs table (PartitionKey = model, so a run and its index rows change in one
+Layout 4 of the runs table (PartitionKey = model, so a run and its index rows change in one
 entity-group transaction, one request):
 
 * `RowKey = <run id>`: the run; insert-only creation is the dedup;
 * `t~<inverted created time>~<run id>`: newest-first listing, written with the run;
 * `s~<status>~<inverted created time>~<run id>`: the same, per *ended* status, written in the
   transaction that ends the run (or creates it ended) and removed if the run is revived; a run moving
-  between open statuses writes only its own row. Runs of an open status are listed from the `~open`
-  partition instead (a model has at most a few open runs: its active, pending and awaiting ones);
-  layout 2 also kept `s~` rows of open statuses: they are never read, and migration deletes them;
+  between open statuses writes no index row;
+* both carry a copy of the run's stored fields (`RunId` names the run), written with the run and
+  rewritten in every transaction that ends it, revives it or changes it ended, so a page of ended runs
+  is answered by its index query alone; a copy of an open run may be stale and is point-read instead,
+  and a run bigger than `COPY_LIMIT` gets only the pointer (`RunId`) and is point-read too;
+* `u~<run id>`: the run is not ended (the sweeper's and the open-status listing's rows: a model has a
+  handful), written in the transaction that creates or revives the run, deleted in the one that ends it;
 * `e~<inverted ended time>~<run id>`: the run-ended record (outbox), written in the transaction that
   ends the run, once per ending (`RunEnded`);
 * `o~<event id>`: an event not yet handed to its subscribers (retrain.events outbox), written in the
-  transaction of the change it announces, removed once the sender has fanned it out;
-* and in partition `~open`, `RowKey = <model>~<run id>` for every run not ended: the sweeper's
-  worklist. Written before the run exists (or is revived), removed after it ended, so every open
-  run has one; a leftover row is cleared by the sweeper.
+  transaction of the change it announces, removed once the sender has fanned it out.
+
+Layout 3 kept the open rows in partition `~open` (`<model>~<run id>`, written and deleted by requests
+of their own) and index rows without copies; `retrain.migrate` moves them and writes the copies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from .errors import ConcurrentUpdate, UnknownRun
 from .etags import canonical
 from .tables import Page, TransactionFailed, decode_token, encode_token, inverted, key_range_page, transact
 
-log = logging.getLogger("retrain")
-
 Outbox = Callable[["Run"], list]  # the outbox rows announcing a change, built from the run as it is written
 
 MAX_TEXT = 8000  # characters kept of a service's error text (a table property holds ~32K)
 FETCH_THREADS = 8  # point reads of one listing page in flight at once (the SDK's clients are thread-safe)
+COPY_LIMIT = 64 * 1024  # bytes (UTF-16, as Table storage counts) of a run copied into its index rows; above: a pointer
 
 
 class Status(str, Enum):
@@ -245,8 +247,8 @@ class RunEnded:
                    body.get("metrics") or {}, body.get("decided_by", ""), e["RowKey"])
 
 
-OPEN = "~open"  # partition of the open-run index
-TIME, BY_STATUS, ENDED = "t~", "s~", "e~"
+OPEN_PARTITION = "~open"  # layout 3's open-run index (migration only)
+TIME, BY_STATUS, ENDED, OPEN = "t~", "s~", "e~", "u~"
 END = "~"  # every index range [X~, X~~)
 
 
@@ -262,37 +264,62 @@ def ended_key(run: Run) -> str:
     return f"{ENDED}{inverted(run.ended_at)}~{run.run_id}"
 
 
-def open_key(model: str, run_id: str) -> str:
-    return f"{model}~{run_id}"
+def open_key(run_id: str) -> str:
+    return f"{OPEN}{run_id}"
 
 
-def _pointer(model: str, key: str, run_id: str) -> dict:
-    return {"PartitionKey": model, "RowKey": key, "RunId": run_id}
+def open_row(run: Run) -> dict:
+    return {"PartitionKey": run.model, "RowKey": open_key(run.run_id), "RunId": run.run_id}
+
+
+def _entity_bytes(entity: dict) -> int:
+    return sum(2 * (len(name) + len(str(value))) for name, value in entity.items())
+
+
+def _index_row(run: Run, key: str) -> dict:
+    """A listing row holding a copy of the run, or only its id when the copy would be too big to carry."""
+    copy = {**run.to_entity(), "RowKey": key, "RunId": run.run_id}
+    if _entity_bytes(copy) > COPY_LIMIT:
+        return {"PartitionKey": run.model, "RowKey": key, "RunId": run.run_id}
+    return copy
 
 
 def index_rows(run: Run) -> list[dict]:
-    """The listing rows a stored run has (time; status once ended), as migration and creation write them."""
-    rows = [_pointer(run.model, time_key(run), run.run_id)]
-    if run.terminal:
-        rows.append(_pointer(run.model, status_key(run, run.status), run.run_id))
+    """The rows beside a stored run (time; status once ended; open while not), as creation and migration write them."""
+    rows = [_index_row(run, time_key(run))]
+    rows.append(_index_row(run, status_key(run, run.status)) if run.terminal else open_row(run))
     return rows
 
 
-def status_moves(run: Run, before: Status | None) -> list[tuple]:
-    """The status index operations of a change from `before` (as stored) to `run.status`: only ended statuses
-    have rows, so a move between open statuses needs none (the first, a delete, may find its row missing)."""
-    if before is None or before is run.status:
+def run_of_index_row(entity) -> Run | None:
+    """The run an index row carries, if its copy is of an ended run (an open run's copy may be stale)."""
+    if "Status" not in entity or not Status(entity["Status"]).terminal:
+        return None
+    copy = {**entity, "RowKey": entity["RunId"]}
+    return Run.from_entity(TableEntity(copy))  # no ETag: the index row's is not the run's (read it to write it)
+
+
+def index_writes(run: Run, before: Status | None) -> list[tuple]:
+    """The index operations of a write from `before` (as stored) to `run`: none between open statuses; the
+    copies rewritten whenever the run is or was ended; the status and open rows moved when it ends or revives
+    (a delete may find its row missing: a run stored before this layout)."""
+    was_ended = before is not None and before.terminal
+    if not (run.terminal or was_ended):
         return []
-    moves = []
-    if before.terminal:
-        moves.append(("delete", {"PartitionKey": run.model, "RowKey": status_key(run, before)}))
+    writes = [("upsert", _index_row(run, time_key(run)))]
+    if was_ended and before is not run.status:
+        writes.append(("delete", {"PartitionKey": run.model, "RowKey": status_key(run, before)}))
     if run.terminal:
-        moves.append(("upsert", _pointer(run.model, status_key(run, run.status), run.run_id)))
-    return moves
+        writes.append(("upsert", _index_row(run, status_key(run, run.status))))
+        if not was_ended:
+            writes.append(("delete", {"PartitionKey": run.model, "RowKey": open_key(run.run_id)}))
+    else:
+        writes.append(("upsert", open_row(run)))
+    return writes
 
 
 def is_open_status_row(row_key: str) -> bool:
-    """A layout-2 status index row of an open status (this layout writes none; migration deletes them)."""
+    """A layout-2 status index row of an open status (later layouts write none; migration deletes them)."""
     if not row_key.startswith(BY_STATUS):
         return False
     try:
@@ -315,8 +342,6 @@ class RunStore:
 
         A run created already ended (a skipped blob) gets its run-ended record in the same transaction.
         """
-        if not run.terminal:
-            self._open(run.model, run.run_id)
         operations = [("create", run.to_entity())] + [("upsert", row) for row in index_rows(run)]
         if run.terminal:
             operations.append(("create", RunEnded.of(run).to_entity()))
@@ -339,21 +364,15 @@ class RunStore:
         return self._write(run, outbox=outbox)
 
     def end(self, run: Run, *, outbox: Outbox | None = None) -> Run:
-        """Write a run's ending with its run-ended record (and outbox rows), atomically; the open-run index row goes after."""
+        """Write a run's ending with its index rows, run-ended record and outbox rows: one transaction."""
         assert run.terminal, run.status
-        saved = self._write(run, ended=True, outbox=outbox)
-        self._close(run.model, run.run_id)
-        return saved
+        return self._write(run, ended=True, outbox=outbox)
 
     def _write(self, run: Run, *, ended: bool = False, outbox: Outbox | None = None) -> Run:
         run = replace(run, updated_at=iso(self.clock()))
         update = ("update", run.to_entity(), {"mode": UpdateMode.REPLACE, "etag": run.etag,
                                               "match_condition": MatchConditions.IfNotModified})
-        before = run.stored_status
-        if before is not None and before.terminal and not run.terminal:
-            self._open(run.model, run.run_id)  # revived (a promotion retried): open again first
-        moves = status_moves(run, before)
-        extra: list = list(moves)
+        extra = index_writes(run, run.stored_status)
         if ended:
             extra.append(("create", RunEnded.of(run).to_entity()))
         extra += [("upsert", row) for row in (outbox(run) if outbox else [])]
@@ -361,13 +380,16 @@ class RunStore:
             if not extra:
                 meta = self.table.update_entity(update[1], **update[2])
                 return replace(run, etag=meta.get("etag"), stored_status=run.status)
-            try:
-                results = transact(self.table, [update, *extra])
-            except TransactionFailed as e:
-                if not (e.index == 1 and e.missing and moves and moves[0][0] == "delete"):
-                    raise
-                # A row stored before its status index existed (a migration still under way): move without it.
-                results = transact(self.table, [update, *extra[1:]])
+            operations = [update, *extra]
+            while True:
+                try:
+                    results = transact(self.table, operations)
+                    break
+                except TransactionFailed as e:
+                    if not (e.missing and 0 < e.index < len(operations) and operations[e.index][0] == "delete"):
+                        raise
+                    # An index row a run of an older layout never had (a migration still under way): without it.
+                    operations = operations[:e.index] + operations[e.index + 1:]
         except TransactionFailed as e:
             raise ConcurrentUpdate(f"run {run.run_id} of {run.model!r} changed since it was read ({e.code})") from None
         except Exception as e:
@@ -375,18 +397,6 @@ class RunStore:
                 raise ConcurrentUpdate(f"run {run.run_id} of {run.model!r} changed since it was read") from None
             raise
         return replace(run, etag=results[0].get("etag"), stored_status=run.status)
-
-    def _open(self, model: str, run_id: str) -> None:
-        self.table.upsert_entity({"PartitionKey": OPEN, "RowKey": open_key(model, run_id), "Model": model,
-                                  "RunId": run_id}, mode=UpdateMode.REPLACE)
-
-    def _close(self, model: str, run_id: str) -> None:
-        try:
-            self.table.delete_entity(OPEN, open_key(model, run_id))
-        except ResourceNotFoundError:
-            pass
-        except Exception as e:  # the sweeper clears a leftover row; the run has ended either way
-            log.warning("run %s: open-run index row not removed yet (%s)", run_id, type(e).__name__)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -404,34 +414,32 @@ class RunStore:
 
     def page(self, model: str, *, limit: int = 50, status: Status | None = None,
              continuation: str | None = None) -> Page:
-        """Newest first, `limit` runs: one index query plus a point read per run, whatever the history."""
+        """Newest first, `limit` runs: one index query, whatever the history; a point read only for an open run
+        (its copy may be stale) or one too big to copy."""
         if status is not None and not status.terminal:
             return self._open_page(model, status, limit, continuation)
         low = f"{BY_STATUS}{status.value}~" if status else TIME
-        index = key_range_page(self.table, model, low, low + END, limit, continuation,
-                               lambda e: (e["RowKey"], e["RunId"]), select=["RowKey", "RunId"])
-        runs = self._fetch(model, [run_id for _, run_id in index.items])
+        index = key_range_page(self.table, model, low, low + END, limit, continuation, lambda e: e)
+        copied = {e["RunId"]: run_of_index_row(e) for e in index.items}
+        runs = self._fetch(model, [run_id for run_id, run in copied.items() if run is None])
         items = []
-        for key, run_id in index.items:
-            run = runs.get(run_id)
+        for entity in index.items:
+            run = copied[entity["RunId"]] or runs.get(entity["RunId"])
             if run is None or (status is not None and run.status is not status):
-                self._drop(model, key)  # left by an interrupted migration or a lost clean-up
+                self._drop(model, entity["RowKey"])  # left by an interrupted migration or a lost clean-up
                 continue
             items.append(run)
         return Page(items, index.continuation)
 
     def _open_page(self, model: str, status: Status, limit: int, continuation: str | None) -> Page:
-        """Runs of an open status from the model's `~open` rows (a handful, whatever the history), newest first.
+        """Runs of an open status from the model's open rows (a handful, whatever the history), newest first.
 
         One query, then a point read per open run; the token is the status key of the last run given, as for
         ended statuses.
         """
         low = f"{BY_STATUS}{status.value}~"
         after = decode_token(continuation, low, low + END) if continuation else None
-        entries = self.table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-                                            parameters={"pk": OPEN, "low": f"{model}~", "high": f"{model}~{END}"},
-                                            select=["RunId"])
-        runs = [run for run in self._fetch(model, [e["RunId"] for e in entries]).values() if run.status is status]
+        runs = [run for run in self._fetch(model, self.open_ids(model)).values() if run.status is status]
         keyed = sorted(((status_key(run, status), run) for run in runs), key=lambda pair: pair[0])
         keyed = [(key, run) for key, run in keyed if after is None or key > after]
         chosen = keyed[:limit]
@@ -461,22 +469,32 @@ class RunStore:
         except ResourceNotFoundError:
             pass
 
-    def open_entries(self) -> Iterator[tuple[str, str, datetime | None]]:
-        """(model, run id, when the entry was written) of every run not ended, from the open-run index."""
-        for entity in self.table.query_entities("PartitionKey eq @pk", parameters={"pk": OPEN},
-                                                select=["Model", "RunId"]):
-            yield entity["Model"], entity["RunId"], entity.metadata.get("timestamp")
+    def open_ids(self, model: str) -> list[str]:
+        """The model's runs not ended, from its open rows: one key-range query."""
+        rows = self.table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                                         parameters={"pk": model, "low": OPEN, "high": OPEN + END},
+                                         select=["RunId"])
+        return [e["RunId"] for e in rows]
 
-    def unfinished(self) -> Iterator[Run]:
-        """Every non-terminal run of every model (the sweeper's worklist), one read per open run."""
-        for model, run_id, _ in self.open_entries():
+    def open_entries(self, models: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(model, run id) of every run not ended, one query per model."""
+        for model in models:
+            for run_id in self.open_ids(model):
+                yield model, run_id
+
+    def unfinished(self, models: Iterable[str]) -> Iterator[Run]:
+        """Every non-terminal run of these models, one read per open run."""
+        for model, run_id in self.open_entries(models):
             run = self.find(model, run_id)
             if run is not None and not run.terminal:
                 yield run
 
     def forget_open(self, model: str, run_id: str) -> None:
-        """The sweeper found the run ended (or gone): its open-run index row is a leftover."""
-        self._close(model, run_id)
+        """The sweeper found the run ended (or gone): its open row is a leftover (of a migration)."""
+        try:
+            self.table.delete_entity(model, open_key(run_id))
+        except ResourceNotFoundError:
+            pass
 
     def ended(self, model: str, *, limit: int = 50, continuation: str | None = None) -> Page:
         """Run-ended records, newest first, in O(page)."""

@@ -1,8 +1,10 @@
 """The safety net: re-drive runs whose next step is overdue, end runs past their deadline, free stuck models.
 
-It reads only the open-run index and the runs it lists (one query plus one read per open run),
-never the history: a run whose ending was written but whose model was not freed (a crash in
-between) is still listed, so its model is freed here.
+It reads only each registered model's open rows (`u~`, one key-range query per model, after the model
+list) and the runs they name (one read per open run), never the history. A run's ending removes its open
+row in the same transaction, so a crash before its model was freed leaves the model pointing at a run
+that is not open: the sweeper reads that run and frees the model (no request when nothing is stuck).
+An open row left by an older layout's ending is cleared the same way.
 """
 
 from __future__ import annotations
@@ -39,22 +41,12 @@ class SweepReport:
 def sweep(ctx: Context) -> SweepReport:
     report = SweepReport()
     now = ctx.clock()
-    for model, run_id, written in ctx.runs.open_entries():
-        try:
-            run = ctx.runs.find(model, run_id)
-            if run is None or run.terminal:
-                # Written just now, it may belong to a run being created or revived: left for the next sweep.
-                if written is None or now - written >= ctx.settings.sweep_grace:
-                    if run is not None:  # ended, maybe without freeing its model
-                        _release(ctx, run, report)
-                    ctx.runs.forget_open(model, run_id)
-                continue
-            with telemetry.run_span("retrain.sweep", model=model, run_id=run_id, trace_id=run.trace_id):
-                _sweep_run(ctx, run, now, report)
-        except ConcurrentUpdate:
-            pass  # someone is working on it right now
-        except RetrainError as e:
-            log.warning("sweeper: run %s of %r: %s", run_id, model, e)
+    for model in ctx.models.list_all():  # broken ones too: their runs still time out
+        open_ids = ctx.runs.open_ids(model.name)
+        for run_id in open_ids:
+            _sweep_open(ctx, model.name, run_id, now, report)
+        for held in {model.active_run, model.pending_run} - {None, "", *open_ids}:
+            _free(ctx, model.name, held, report)
     report.reconciled = reconcile(ctx)
     try:
         report.events = events_sender.reconcile(ctx, grace=ctx.settings.sweep_grace)
@@ -63,6 +55,33 @@ def sweep(ctx: Context) -> SweepReport:
     if any((report.redriven, report.expired, report.admitted, report.released, report.reconciled, report.events)):
         log.info("sweeper: %s", report)
     return report
+
+
+def _sweep_open(ctx: Context, model: str, run_id: str, now, report: SweepReport) -> None:
+    try:
+        run = ctx.runs.find(model, run_id)
+        if run is None or run.terminal:  # an open row an older layout's ending left behind
+            if run is not None:
+                _release(ctx, run, report)
+            ctx.runs.forget_open(model, run_id)
+            return
+        with telemetry.run_span("retrain.sweep", model=model, run_id=run_id, trace_id=run.trace_id):
+            _sweep_run(ctx, run, now, report)
+    except ConcurrentUpdate:
+        pass  # someone is working on it right now
+    except RetrainError as e:
+        log.warning("sweeper: run %s of %r: %s", run_id, model, e)
+
+
+def _free(ctx: Context, model: str, run_id: str, report: SweepReport) -> None:
+    """The model still points at a run that is not open: its ending was written, the release was not (a crash)."""
+    try:
+        run = ctx.runs.find(model, run_id)
+        if run is None or run.terminal:
+            chain.release(ctx, model, run_id)
+            report.released.append(run_id)
+    except (ConcurrentUpdate, RetrainError) as e:
+        log.warning("sweeper: model %r not freed from run %s: %s", model, run_id, e)
 
 
 def _release(ctx: Context, run: Run, report: SweepReport) -> None:

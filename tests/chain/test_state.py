@@ -1,5 +1,6 @@
-"""State layout 3 on a real Azurite: O(page) listings, the open-run index, the prefix index, run-ended records,
-tolerant reads of stored rows, and the migration of tables written by the previous release."""
+"""State layout 4 on a real Azurite: O(page) listings answered from index rows that carry the run, the open
+rows in the model's partition, the prefix index, run-ended records, tolerant reads of stored rows, and the
+migration of tables written by earlier releases (layouts 1, 2 and 3)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from retrain.locations import BlobLocation
 from retrain.model_rows import PARTITION, BrokenModel
 from retrain.principal import Actor
 from retrain.promotions import Promotion, Reason
-from retrain.runs import BY_STATUS, OPEN, TIME, Run, Status, Trigger, index_rows, iso, status_key
+from retrain.runs import (BY_STATUS, COPY_LIMIT, OPEN, OPEN_PARTITION, TIME, Run, Status, Trigger, index_rows,
+                          iso, open_key, status_key)
 from retrain.triggers import on_schedule
 from tests.state_kit import T0, counting_context, finished_run, seed_promotions, seed_runs
 
@@ -58,17 +60,63 @@ def test_runs_are_listed_newest_first_a_page_at_a_time_with_a_continuation(world
     assert seen == [r.run_id for r in reversed(runs)]
 
 
-@pytest.mark.parametrize("finished", [10, 300])
-def test_a_page_costs_one_index_query_and_a_point_read_per_run_whatever_the_history(world, finished):
-    world.register()
-    history(world, finished)
+def page_cost(world, **query) -> tuple[list[Run], tuple[int, int, int]]:
+    """A page of the model's runs and its requests: (index queries, point reads, all table requests)."""
     ctx, count = counting_context(world.ctx.env)
     before = count.snapshot()
-    assert len(ctx.runs.page(world.model, limit=10).items) == 10
+    items = ctx.runs.page(world.model, **query).items
     used = count.snapshot() - before
     runs_table = ctx.runs.table.table_name
+    return items, (used[("table", runs_table, "query")], used[("table", runs_table, "read")], used["table"])
+
+
+@pytest.mark.parametrize("finished", [10, 300])
+def test_a_page_of_ended_runs_is_answered_by_its_index_query_alone_whatever_the_history(world, finished):
+    world.register()
+    history(world, finished)
+    items, cost = page_cost(world, limit=10)
+    assert len(items) == 10 and cost == (1, 0, 1)
+    assert page_cost(world, limit=10, status=Status.REJECTED)[1] == (1, 0, 1)
+
+
+def test_a_run_listed_from_its_index_copy_is_the_stored_run_without_its_etag(world, pump):
+    world.register()
+    run = world.land("census/a.csv", good_data())
+    pump.run()
+    stored = world.run(run.run_id)
+    [listed], cost = page_cost(world, limit=10)
+    assert cost == (1, 0, 1) and listed.status is Status.PROMOTED
+    assert listed.etag is None and replace(listed, etag=stored.etag) == stored  # read the run to write it
+
+
+def test_only_the_open_runs_of_a_page_are_point_read(world):
+    world.register()
+    history(world, 20)
+    opened = [open_run(world, i) for i in range(2)]
+    items, cost = page_cost(world, limit=10)
     # No `RowKey eq a or RowKey eq b` query: Table storage answers it by scanning the whole partition.
-    assert (used[("table", runs_table, "query")], used[("table", runs_table, "read")], used["table"]) == (1, 10, 11)
+    assert {r.run_id for r in items[:2]} == {r.run_id for r in opened} and cost == (1, 2, 3)
+    assert items[0].etag  # read from the run row: its ETag serves a write
+
+
+def test_a_run_too_big_to_copy_is_listed_by_a_point_read_of_its_row(world):
+    world.register()
+    text = "x" * (COPY_LIMIT // 6)  # each property within Table storage's 64 KiB, the copy over COPY_LIMIT
+    big = replace(finished_run(world.model, 50), endpoints={"blue": {"log": text}}, outputs={"log": text},
+                  decision={"log": text})
+    history(world, 3)
+    assert world.ctx.runs.create(big)[1]
+    time_row = world.ctx.runs.table.get_entity(world.model, index_rows(big)[0]["RowKey"])
+    assert "Status" not in time_row and time_row["RunId"] == big.run_id  # only the pointer
+    items, cost = page_cost(world, limit=10)
+    assert [r.endpoints for r in items if r.run_id == big.run_id] == [big.endpoints] and cost == (1, 1, 2)
+
+
+def test_an_open_run_is_listed_as_it_is_now_not_as_its_copy_was_written(world):
+    world.register()
+    run = open_run(world, 0)
+    world.ctx.runs.save(world.ctx.runs.get(world.model, run.run_id).moved(Status.EVALUATING, "gate", at=T0))
+    assert [r.status for r in world.ctx.runs.list(world.model)] == [Status.EVALUATING]
 
 
 def test_the_status_filter_reads_only_runs_of_that_status(world):
@@ -138,7 +186,7 @@ def test_a_run_writes_a_status_index_row_only_when_it_ends(world, pump):
     assert seen - {(), ("promoted",)} == set() and status_rows(world) == ["promoted"]
 
 
-def test_runs_of_an_open_status_are_listed_from_the_open_run_index_whatever_the_history(world):
+def test_runs_of_an_open_status_are_listed_from_the_models_open_rows_whatever_the_history(world):
     world.register()
     costs = []
     for finished in (0, 200):
@@ -151,7 +199,7 @@ def test_runs_of_an_open_status_are_listed_from_the_open_run_index_whatever_the_
             opened = [open_run(world, i) for i in range(3)]
     everything = world.ctx.runs.list(world.model, limit=1000)
     assert [r.run_id for r in page.items] == [r.run_id for r in everything if r.status is Status.RUNNING]
-    # The model's open-run rows, then one read per open run:
+    # The model's open rows, then one read per open run:
     assert len(page.items) == len(opened) and costs == [1, 1 + len(opened)]
 
 
@@ -179,8 +227,10 @@ def test_a_revived_run_leaves_the_ended_listing_until_it_ends_again(world, pump)
     chain.retry_promotion(world.ctx, world.model, run.run_id, by="ops")
     assert world.ctx.runs.list(world.model, status=Status.FAILED) == []
     assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.PROMOTING)] == [run.run_id]
+    assert [r.status for r in world.ctx.runs.list(world.model)] == [Status.PROMOTING]  # not its ended copy
     pump.run()
     assert status_rows(world) == ["promoted"]
+    assert [r.status for r in world.ctx.runs.list(world.model)] == [Status.PROMOTED]
 
 
 def test_the_audit_log_is_paged_newest_first_in_one_request_a_page(world):
@@ -223,25 +273,38 @@ def open_run(world, i: int) -> Run:
 
 
 @pytest.mark.parametrize("finished", [0, 300])
-def test_a_sweep_reads_the_open_run_index_and_each_open_run_only(world, finished):
+def test_a_sweep_reads_each_models_open_rows_and_each_open_run_only(world, finished):
     world.register()
     history(world, finished)
     opened = [open_run(world, i) for i in range(3)]
     ctx, count = counting_context(world.ctx.env, clock=lambda: T0 + timedelta(days=3650, minutes=1))
     before = count.snapshot()["table"]
     report = sweeper.sweep(ctx)
-    # The index query + one read per open run; the data reconciliation's model list; then the events
-    # outbox: the model list + one query per model in each of the runs and promotions tables (O(models)).
-    assert count.snapshot()["table"] - before == 1 + len(opened) + 1 + 1 + 2
+    # The model list, the model's open rows, one read per open run; the data reconciliation's model list; then
+    # the events outbox: the model list + one query per model in each of the runs and promotions tables.
+    assert count.snapshot()["table"] - before == 1 + 1 + len(opened) + 1 + 1 + 2
     assert not (report.redriven or report.expired or report.released)
 
 
-def test_an_ended_run_leaves_the_open_run_index(world, pump):
+def test_a_sweep_costs_one_open_row_query_per_model(world):
+    definition = world.register()
+    for i in range(5):
+        world.ctx.models.put(replace(definition, name=f"other{i}", data_prefix=f"other{i}/"))
+    ctx, count = counting_context(world.ctx.env)
+    before = count.snapshot()
+    sweeper.sweep(ctx)
+    runs_table = ctx.runs.table.table_name
+    # Per model: its open rows, and the events outbox's query of its partition.
+    assert (count.snapshot() - before)[("table", runs_table, "query")] == 2 * 6
+
+
+def test_a_run_opens_and_ends_in_its_own_transactions_with_its_open_row(world, pump):
     world.register()
     run = world.land("census/one.csv", good_data())
-    assert [(m, r) for m, r, _ in world.ctx.runs.open_entries()] == [(world.model, run.run_id)]
+    assert list(world.ctx.runs.open_entries([world.model])) == [(world.model, run.run_id)]
+    assert world.ctx.runs.table.get_entity(world.model, open_key(run.run_id))["RunId"] == run.run_id
     pump.run()
-    assert world.run(run.run_id).terminal and list(world.ctx.runs.open_entries()) == []
+    assert world.run(run.run_id).terminal and list(world.ctx.runs.open_entries([world.model])) == []
 
 
 def test_a_run_ended_without_freeing_its_model_is_freed_by_the_sweeper(world, monkeypatch):
@@ -251,12 +314,22 @@ def test_a_run_ended_without_freeing_its_model_is_freed_by_the_sweeper(world, mo
     chain.cancel(world.ctx, world.model, started.run_id)
     monkeypatch.undo()
     assert world.ctx.models.get(world.model).active_run == started.run_id
-    world.ctx.runs.table.upsert_entity({"PartitionKey": OPEN, "RowKey": f"{world.model}~{started.run_id}",
-                                        "Model": world.model, "RunId": started.run_id})  # as if the delete died too
-    later = replace(world.ctx, clock=lambda: world.ctx.clock() + timedelta(hours=1))
-    report = sweeper.sweep(later)
+    assert list(world.ctx.runs.open_entries([world.model])) == []  # its ending removed the open row
+    report = sweeper.sweep(world.ctx)
     assert report.released == [started.run_id] and world.ctx.models.get(world.model).active_run is None
-    assert list(world.ctx.runs.open_entries()) == []
+
+
+def test_an_open_row_left_by_an_older_layouts_ending_is_cleared_and_its_model_freed(world, monkeypatch):
+    world.register()
+    started = triggers.retrain_now(world.ctx, world.model, world.upload("census/a.csv", good_data()).name).run
+    monkeypatch.setattr(chain, "release", lambda *a, **k: None)
+    chain.cancel(world.ctx, world.model, started.run_id)
+    monkeypatch.undo()
+    world.ctx.runs.table.upsert_entity({"PartitionKey": world.model, "RowKey": open_key(started.run_id),
+                                        "RunId": started.run_id})  # as a migration that read it open writes it
+    report = sweeper.sweep(world.ctx)
+    assert report.released == [started.run_id] and world.ctx.models.get(world.model).active_run is None
+    assert list(world.ctx.runs.open_entries([world.model])) == []
 
 
 # --- the blob event's owner ----------------------------------------------------------------------
@@ -416,7 +489,7 @@ def test_a_failed_promotion_retried_to_its_end_has_a_record_per_ending(world, pu
     failed = chain.finish(world.ctx, replace(world.run(run.run_id), endpoints={endpoint: {"ok": False, "error": "no"}}),
                           Status.FAILED, f"promotion failed on endpoint(s) {endpoint}")
     chain.retry_promotion(world.ctx, world.model, failed.run_id, by="ops")
-    assert [m for m, _, _ in world.ctx.runs.open_entries()] == [world.model]  # revived: open again
+    assert [m for m, _ in world.ctx.runs.open_entries([world.model])] == [world.model]  # revived: open again
     pump.run()
     records = ended_records(world, run.run_id)
     assert [r.status for r in records] == [Status.PROMOTED, Status.FAILED, Status.PROMOTED]
@@ -447,9 +520,9 @@ def test_every_stored_time_comes_from_the_context_clock(world):
     assert {s[:19] for s in stamps} == {frozen.isoformat()[:19]}
 
 
-# --- migration of tables written by the previous release ------------------------------------------
+# --- migration of tables written by earlier releases ------------------------------------------
 
-def test_tables_in_the_previous_layout_are_migrated_and_then_listed_paged_and_swept(world):
+def test_tables_in_layout_1_are_migrated_and_then_listed_paged_and_swept(world):
     definition = world.register()
     old_runs = [finished_run(world.model, i) for i in range(5)]
     waiting = replace(finished_run(world.model, 9, status=Status.QUEUED), next_action_at=iso(T0))
@@ -475,16 +548,37 @@ def test_tables_in_the_previous_layout_are_migrated_and_then_listed_paged_and_sw
     assert world.ctx.models.owner_of("census/a.csv").definition == definition
     assert [p.to_run for p in world.ctx.promotions.page(world.model).items] == ["run1"]
     assert [s.name for s in world.ctx.skipped.recent()] == ["odd/x.csv"]
-    assert [r for _, r, _ in world.ctx.runs.open_entries()] == [waiting.run_id]
+    assert [r for _, r in world.ctx.runs.open_entries([world.model])] == [waiting.run_id]
+    assert page_cost(world, status=Status.REJECTED)[1] == (1, 0, 1)  # the index rows carry the runs
     moved = world.ctx.runs.save(replace(world.ctx.runs.get(world.model, waiting.run_id), status=Status.RUNNING))
     assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.RUNNING)] == [moved.run_id]
     assert status_rows(world) == ["rejected"] * len(old_runs)  # open statuses have no status rows
 
 
+def pointer(run: Run, key: str) -> dict:
+    return {"PartitionKey": run.model, "RowKey": key, "RunId": run.run_id}
+
+
 def layout_2_rows(run: Run) -> list[dict]:
     """The index rows layout 2 wrote: the time row and a status row for every status, open ones included."""
-    status_row = {"PartitionKey": run.model, "RowKey": status_key(run, run.status), "RunId": run.run_id}
-    return [row for row in index_rows(run) if row["RowKey"].startswith(TIME)] + [status_row]
+    return [pointer(run, row["RowKey"]) for row in index_rows(run) if row["RowKey"].startswith(TIME)] + [
+        pointer(run, status_key(run, run.status))]
+
+
+def layout_3_rows(run: Run) -> list[dict]:
+    """The rows layout 3 wrote beside a run: index rows without a copy, an open row in partition `~open`."""
+    rows = [pointer(run, row["RowKey"]) for row in index_rows(run) if not row["RowKey"].startswith(OPEN)]
+    return rows + ([] if run.terminal else [layout_3_open_row(run)])
+
+
+def layout_3_open_row(run: Run) -> dict:
+    return {"PartitionKey": OPEN_PARTITION, "RowKey": f"{run.model}~{run.run_id}", "Model": run.model,
+            "RunId": run.run_id}
+
+
+def layout_3_open_rows(world) -> list[str]:
+    return [e["RowKey"] for e in world.ctx.runs.table.query_entities("PartitionKey eq @pk",
+                                                                     parameters={"pk": OPEN_PARTITION})]
 
 
 def test_tables_in_layout_2_lose_their_open_status_rows_and_keep_listing_and_moving(world):
@@ -496,18 +590,18 @@ def test_tables_in_layout_2_lose_their_open_status_rows_and_keep_listing_and_mov
         table.upsert_entity(run.to_entity())
         for row in layout_2_rows(run):
             table.upsert_entity(row)
-    table.upsert_entity({"PartitionKey": OPEN, "RowKey": f"{world.model}~{queued.run_id}", "Model": world.model,
-                         "RunId": queued.run_id})
+    table.upsert_entity(layout_3_open_row(queued))
     world.ctx.models.table.upsert_entity({"PartitionKey": PARTITION, "RowKey": migrate.LAYOUT_KEY, "Version": 2})
     assert status_rows(world) == ["queued", "rejected", "rejected", "rejected"]
     # A run of the old layout moves and ends before the migration ran: its open status row is never read.
     stored = world.ctx.runs.get(world.model, queued.run_id)
     running = world.ctx.runs.save(stored.moved(Status.RUNNING, "training", at=world.ctx.clock()))
     assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.QUEUED)] == []
-    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.RUNNING)] == [running.run_id]
 
     assert migrate.ensure_layout(world.ctx) and migrate.layout_of(world.ctx) == migrate.LAYOUT
     assert status_rows(world) == ["rejected"] * 3
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.RUNNING)] == [running.run_id]
+    assert layout_3_open_rows(world) == []
     assert [r.run_id for r in world.ctx.runs.list(world.model)] == [queued.run_id] + [
         r.run_id for r in reversed(ended)]
     chain.finish(world.ctx, running, Status.CANCELLED, "cancelled by test")
@@ -522,3 +616,32 @@ def test_migrating_from_layout_2_twice_is_harmless(world):
         world.ctx.runs.table.upsert_entity(row)
     assert migrate.migrate(world.ctx, 2)["open status rows"] == 1
     assert migrate.migrate(world.ctx, 2)["open status rows"] == 0 and status_rows(world) == []
+
+
+def test_tables_in_layout_3_get_index_copies_and_open_rows_and_keep_listing_and_ending(world):
+    world.register()
+    ended = [finished_run(world.model, i) for i in range(3)]
+    queued, running = (replace(finished_run(world.model, 10 + i, status=status), next_action_at=iso(T0),
+                               stored_status=None) for i, status in enumerate((Status.QUEUED, Status.RUNNING)))
+    for run in ended + [queued, running]:
+        for row in [run.to_entity(), *layout_3_rows(run)]:
+            world.ctx.runs.table.upsert_entity(row)
+    world.ctx.models.table.upsert_entity({"PartitionKey": PARTITION, "RowKey": migrate.LAYOUT_KEY, "Version": 3})
+    # Before the migration (which a new Context runs): rows without a copy are point-read; an ending
+    # tolerates the missing open row.
+    order = [running.run_id, queued.run_id] + [r.run_id for r in reversed(ended)]
+    assert [r.run_id for r in world.ctx.runs.list(world.model)] == order
+    chain.finish(world.ctx, world.ctx.runs.get(world.model, queued.run_id), Status.CANCELLED, "cancelled by test")
+    assert [r.status for r in world.ctx.runs.list(world.model)][:2] == [Status.RUNNING, Status.CANCELLED]
+
+    assert migrate.ensure_layout(world.ctx) and migrate.layout_of(world.ctx) == migrate.LAYOUT == 4
+    assert layout_3_open_rows(world) == []
+    assert [r for _, r in world.ctx.runs.open_entries([world.model])] == [running.run_id]
+    listed, cost = page_cost(world)
+    assert [r.run_id for r in listed] == order
+    assert cost == (1, 1, 2)  # only the open run is point-read
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.RUNNING)] == [running.run_id]
+    chain.finish(world.ctx, world.ctx.runs.get(world.model, running.run_id), Status.FAILED, "failed by test")
+    assert list(world.ctx.runs.open_entries([world.model])) == [] and page_cost(world)[1] == (1, 0, 1)
+    assert migrate.migrate(world.ctx, 3)["runs"] == 5  # again: harmless
+    assert [r.status for r in world.ctx.runs.list(world.model)][:2] == [Status.FAILED, Status.CANCELLED]
