@@ -329,7 +329,7 @@ def is_open_status_row(row_key: str) -> bool:
 
 
 class RunStore:
-    """The runs table: insert-only creation (dedup), If-Match writes, O(page) listings, the open-run index."""
+    """The runs table: insert-only creation (dedup), If-Match writes, O(page) listings, the open rows."""
 
     def __init__(self, table: TableClient, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.table = table

@@ -104,8 +104,9 @@ def key_range_page(table: TableClient, partition: str, low: str, high: str, limi
     query = "PartitionKey eq @pk and RowKey " + ("gt @low" if after else "ge @low") + " and RowKey lt @high"
     params = {"pk": partition, "low": after or low, "high": high}
     pages = table.query_entities(query, parameters=params, results_per_page=limit + 1, select=select).by_page()
-    rows = list(next(iter(pages), []))
-    more = len(rows) > limit
+    rows = list(next(pages, []))
+    # The service may end a response early (its size limits; rows that carry a run are bigger): more follow.
+    more = len(rows) > limit or (bool(rows) and pages.continuation_token is not None)
     rows = rows[:limit]
     token = encode_token(rows[-1]["RowKey"]) if more and rows else None
     return Page([convert(e) for e in rows], token)
