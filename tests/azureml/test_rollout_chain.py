@@ -60,8 +60,8 @@ class Chain:
     def workspace(self) -> str:
         return f"{self.azureml.url}{self.azureml.ws_path}"
 
-    def create_endpoint(self) -> None:
-        """The team's endpoint as it is before this app: `blue` (the old model) takes 100%."""
+    def create_endpoint(self, code: str = "retrain-src", script: str = "score.py") -> None:
+        """The team's endpoint as it is before this app: `blue` (the old model, scored by `script`) takes 100%."""
         az = self.azureml
         assert az.rest("PUT", self.path, json={"location": "westeurope", "properties": {"authMode": "Key"}}) \
             .status_code == 201
@@ -72,8 +72,8 @@ class Chain:
         r = az.rest("PUT", f"{self.path}/deployments/blue", json={
             "location": "westeurope", "sku": {"name": "Default", "capacity": 1},
             "properties": {"model": f"{az.ws_path}/models/blue-{self.endpoint}/versions/1",
-                           "codeConfiguration": {"codeId": f"{az.ws_path}/codes/retrain-src/versions/1",
-                                                 "scoringScript": "score.py"}}})
+                           "codeConfiguration": {"codeId": f"{az.ws_path}/codes/{code}/versions/1",
+                                                 "scoringScript": script}}})
         assert r.status_code == 201, r.text
         assert _wait(az, f"{self.path}/deployments/blue")["properties"]["provisioningState"] == "Succeeded"
         assert az.rest("PUT", self.path, json={"location": "westeurope", "properties": {
@@ -117,6 +117,15 @@ class Chain:
 
     def versions(self) -> list[dict]:
         return self.azureml.rest("GET", f"/models/{self.model_name}/versions").json()["value"]
+
+    def score(self, rows: list[dict], deployment: str) -> int:
+        """One scoring request sent to `deployment` (the azureml-model-deployment header); its status."""
+        import requests
+        props = self.azureml.rest("GET", self.path).json()["properties"]
+        key = self.azureml.rest("POST", f"{self.path}/listKeys").json()["primaryKey"]
+        r = requests.post(props["scoringUri"], json={"data": rows}, verify=str(self.azureml.ca), timeout=30,
+                          headers={"Authorization": f"Bearer {key}", "azureml-model-deployment": deployment})
+        return r.status_code
 
     def answer(self) -> str:
         import requests
@@ -333,3 +342,42 @@ def test_changes_to_one_endpoint_wait_while_another_change_holds_it(chain):
         assert chain.traffic() == {"blue": 100}
     done = chain.settle(run)
     assert done.status is Status.PROMOTED, done.reason
+
+
+def _answer_job(azureml, word: str) -> str:
+    """A job whose model output is an answer.txt holding `word` (the model of tests/azureml/tools/answer_score.py)."""
+    out = "${{outputs.model}}"
+    name, r = azureml.put_job(f"mkdir -p {out} && echo {word} > {out}/answer.txt", code="tools",
+                              outputs={"model": {"jobOutputType": "custom_model"}})
+    assert r.status_code == 201, r.text
+    assert azureml.wait_job(name)["properties"]["status"] == "Completed"
+    return name
+
+
+def test_an_error_rate_above_the_threshold_during_a_canary_dwell_fails_the_run_and_moves_traffic_back(
+        azurite, azureml):
+    jobs = {"old": _answer_job(azureml, "blue"), "good": _answer_job(azureml, "green"),
+            "flaky": _answer_job(azureml, "flaky")}  # flaky: its scoring process dies on rows with {"boom": true}
+    chain = Chain(azurite, azureml, jobs)
+    chain.create_endpoint(code="tools", script="answer_score.py")
+    chain.register({"strategy": "canary", "steps": [50, 100], "dwell_seconds": 3, "max_error_rate": 0.1,
+                    "min_requests": 4})
+    champion = chain.settle(chain.promoting(jobs["good"]))  # no requests in its dwells: the rate is not judged
+    assert champion.status is Status.PROMOTED, champion.reason
+    live = deployment_name(champion.run_id)
+    run = chain.promoting(jobs["flaky"])
+    dep, answers = deployment_name(run.run_id), []
+    deadline = time.monotonic() + 90
+    while not chain.ctx.runs.get("census", run.run_id).terminal and time.monotonic() < deadline:
+        chain.pump.once(Step.PROMOTE)
+        state = chain.ctx.runs.get("census", run.run_id).endpoints.get("live", {})
+        if not answers and state.get("phase") == "traffic" and "since" in state:  # the 50% step's dwell is watched
+            answers = [chain.score([{"boom": True}], dep) for _ in range(4)]
+        time.sleep(0.2)
+    run = chain.ctx.runs.get("census", run.run_id)
+    assert answers and all(status >= 500 for status in answers), answers
+    assert run.status is Status.FAILED
+    assert f"at 50%: deployment {dep} failed 4 of 4 requests (100.0%), above the allowed 10.0%" in run.reason
+    assert f"traffic moved back to {live} 100%" in run.reason and "the champion did not change" in run.reason
+    assert chain.traffic() == {live: 100}
+    assert chain.ctx.models.get("census").champion.run_id == champion.run_id
