@@ -9,6 +9,7 @@ stand-in (a static token the local service accepts).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -60,25 +61,29 @@ class Chain:
     def workspace(self) -> str:
         return f"{self.azureml.url}{self.azureml.ws_path}"
 
-    def create_endpoint(self, code: str = "retrain-src", script: str = "score.py") -> None:
+    def create_endpoint(self, code: str = "retrain-src", script: str = "score.py", name: str | None = None,
+                        env: dict | None = None) -> None:
         """The team's endpoint as it is before this app: `blue` (the old model, scored by `script`) takes 100%."""
         az = self.azureml
-        assert az.rest("PUT", self.path, json={"location": "westeurope", "properties": {"authMode": "Key"}}) \
+        name = name or self.endpoint
+        path = f"/onlineEndpoints/{name}"
+        assert az.rest("PUT", path, json={"location": "westeurope", "properties": {"authMode": "Key"}}) \
             .status_code == 201
-        _wait(az, self.path)
-        r = az.rest("PUT", f"/models/blue-{self.endpoint}/versions/1", json={"properties": {
+        _wait(az, path)
+        r = az.rest("PUT", f"/models/blue-{name}/versions/1", json={"properties": {
             "modelType": "custom_model", "modelUri": f"azureml://jobs/{self.jobs['old']}/outputs/model"}})
         assert r.status_code in (200, 201), r.text
-        r = az.rest("PUT", f"{self.path}/deployments/blue", json={
+        r = az.rest("PUT", f"{path}/deployments/blue", json={
             "location": "westeurope", "sku": {"name": "Default", "capacity": 1},
-            "properties": {"model": f"{az.ws_path}/models/blue-{self.endpoint}/versions/1",
+            "properties": {"model": f"{az.ws_path}/models/blue-{name}/versions/1",
                            "codeConfiguration": {"codeId": f"{az.ws_path}/codes/{code}/versions/1",
-                                                 "scoringScript": script}}})
+                                                 "scoringScript": script},
+                           **({"environmentVariables": env} if env else {})}})
         assert r.status_code == 201, r.text
-        assert _wait(az, f"{self.path}/deployments/blue")["properties"]["provisioningState"] == "Succeeded"
-        assert az.rest("PUT", self.path, json={"location": "westeurope", "properties": {
+        assert _wait(az, f"{path}/deployments/blue")["properties"]["provisioningState"] == "Succeeded"
+        assert az.rest("PUT", path, json={"location": "westeurope", "properties": {
             "authMode": "Key", "traffic": {"blue": 100}}}).status_code == 200
-        _wait(az, self.path)
+        _wait(az, path)
 
     def register(self, rollout: dict | None = None) -> ModelDefinition:
         body = {"training": {"url": "https://ussouthcentral.services.azureml.net/workspaces/w/services/s",
@@ -381,3 +386,46 @@ def test_an_error_rate_above_the_threshold_during_a_canary_dwell_fails_the_run_a
     assert f"traffic moved back to {live} 100%" in run.reason and "the champion did not change" in run.reason
     assert chain.traffic() == {live: 100}
     assert chain.ctx.models.get("census").champion.run_id == champion.run_id
+
+
+def test_large_deployment_settings_on_many_endpoints_are_kept_in_blobs_and_a_rollback_recreates_from_them(
+        azurite, azureml, jobs):
+    from retrain.serving.documents import document_name
+
+    env = {f"SETTING_{i:03d}": "v" * 100 for i in range(250)}  # about 27 KB of settings per deployment
+    names = ["live", "second"]
+    chain = Chain(azurite, azureml, jobs)
+    chain.create_endpoint(env=env)
+    chain.create_endpoint(name=f"{chain.endpoint}-second", env=env)
+    paths = {"live": chain.path, "second": f"/onlineEndpoints/{chain.endpoint}-second"}
+    chain.ctx.models.put(ModelDefinition.from_json("census", {
+        "training": {"url": "https://ussouthcentral.services.azureml.net/workspaces/w/services/s",
+                     "key_setting": "RETRAIN_SECRET_UNUSED"},
+        "endpoints": [{"kind": "azureml_online", "name": n, "model_name": f"{chain.model_name}-{n}",
+                       "url": f"{chain.workspace}{paths[n]}"} for n in names],
+        "rollout": {"retain": 0}}))
+    first = chain.settle(chain.promoting(chain.jobs["old"]))
+    second = chain.settle(chain.promoting(chain.jobs["new"]))
+    assert first.status is second.status is Status.PROMOTED, (first.reason, second.reason)
+
+    table = chain.ctx.storage.tables.get_table_client(f"{chain.ctx.settings.table_prefix}runs")
+    stored = table.get_entity("census", second.run_id)["Endpoints"]
+    assert len(stored) < 8000 and "SETTING_" not in stored  # inline, 4 x 27 KB would pass the 64 KiB property
+    blobs = chain.ctx.storage.blobs
+    for n in names:
+        record = second.endpoints[n]
+        assert "settings" not in record and "previous_settings" not in record
+        name = document_name(second.run_id, n, "settings")
+        assert record["settings_blob"] == name
+        kept = json.loads(blobs.get_blob_client(chain.ctx.settings.output_container, name).download_blob().readall())
+        assert kept["properties"]["environmentVariables"] == env
+        assert deployment_name(first.run_id) not in chain.azureml.rest("GET", f"{paths[n]}/deployments").text
+
+    result = rollback.rollback(chain.ctx, "census", by="test")  # retain 0: the first run's deployments are gone
+    assert result.promotion.to_run == first.run_id
+    dep = deployment_name(first.run_id)
+    for n in names:
+        assert result.endpoints[n]["ok"] and result.endpoints[n].get("recreated"), result.endpoints[n]
+        found = chain.azureml.rest("GET", f"{paths[n]}/deployments/{dep}").json()
+        assert found["properties"]["environmentVariables"] == env
+        assert chain.azureml.rest("GET", paths[n]).json()["properties"]["traffic"] == {dep: 100}
