@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -83,7 +84,7 @@ class StepQueues:
                 pass
 
     def send(self, message: StepMessage, delay: float = 0) -> None:
-        timeout = int(min(max(delay, 0), MAX_DELAY))
+        timeout = math.ceil(min(max(delay, 0), MAX_DELAY))  # up: a fractional wait never comes back at once
         if not message.otel:
             message = replace(message, otel=telemetry.carrier())
         self.clients[message.step].send_message(message.to_json(), visibility_timeout=timeout or None)
