@@ -26,7 +26,11 @@ back (and starts the dwell); after a dwell one metrics read -> retire (the deplo
 for what takes traffic, one DELETE once more than `retain` = 1 earlier deployment is idle). Each phase is
 its own message, so a blue/green run is 7 promote messages (register, deploy, provision, smoke, PUT,
 read-back, retire); a canary of S steps with a dwell is 4 + 2S + 2 (10 for S = 2: the judgement after a
-dwell rides with the next step's PUT, the last one has a message of its own before retire). Every promote
+dwell rides with the next step's PUT, the last one has a message of its own before retire), less 1/R
+on average (R runs per endpoint): an endpoint's first canary has nothing live to share traffic with, so it
+takes 100% at step 1 and the later steps find it there (no PUT, one GET and one message fewer). The
+deployment settings a run records (the new deployment's, and the live one's it copied) are one blob PUT
+each (retrain/serving/documents.py), never read back within a call. Every promote
 message past the first costs the chain its message (send, receive, delete), the run's GET and save and
 the model's GET, and the endpoint's lease (acquire and release on a blob in OUTPUT_CONTAINER: changes to
 one endpoint are serialised). The provisioning reads are bounded below by one: the local service
@@ -147,16 +151,17 @@ MINIMUM = [
 def azureml_minimum(runs: int, models: int, rollout: str) -> list[tuple[str, float, str]]:
     """Both Azure ML sides: training replaces the BES and endpoint rows (no evaluation blob: metrics come from
     MLflow); each promote message of the rollout past the first adds its share of the chain's rows."""
-    extra = promote_calls(rollout) - 1
+    extra = round(promote_calls(rollout, runs / models) - 1, 2)
     shared = [(key, least + extra, f"{why}; +{extra} rollout promote messages: {PER_PROMOTE_MESSAGE[key]}")
               if key in PER_PROMOTE_MESSAGE else (key, least, why)
               for key, least, why in MINIMUM if not key.startswith(("BES", "endpoint", "blob"))]
     return [
         ("blob properties", 1, "trigger binding reads ETag+size (1); submit pins by snapshot with If-Match on "
                                "that ETag, so no second read"),
-        ("blob put", round(1 + models / runs, 2), "pin: a snapshot of the run's blob version (the job reads "
-                                                  "exactly it, through a read SAS); the endpoint's lock blob, "
-                                                  "created once per endpoint"),
+        ("blob put", round(2 + (runs - models) / runs + models / runs, 2),
+         "pin: a snapshot of the run's blob version (the job reads exactly it, through a read SAS); the new "
+         "deployment's settings, and the live one's except on an endpoint's first promotion ((R-1)/R), recorded "
+         "once each (retrain/serving/documents.py); the endpoint's lock blob, created once per endpoint"),
         ("blob DELETE", 1, "unpin: the snapshot is deleted when the run ends"),
         *shared,
         ("azureml jobs GET", 2, "submit reads before it writes (GET -> 404: read-before-retry); one status read "
@@ -172,10 +177,12 @@ def azureml_minimum(runs: int, models: int, rollout: str) -> list[tuple[str, flo
 CANARY_STEPS, CANARY_DWELL = (50, 100), 1  # --rollout canary: two steps, a short dwell (the bench's, not a default)
 
 
-def promote_calls(rollout: str) -> int:
+def promote_calls(rollout: str, per_endpoint: float) -> float:
     """Promote messages one run's rollout needs: register, deploy, provision, smoke, then the traffic phase."""
     if rollout == "canary":  # per step: PUT, read-back (starts the dwell); the judgement rides with the next PUT
-        return 4 + 2 * len(CANARY_STEPS) + 1 + 1  # ... or, after the last dwell, has its own message; retire
+        # ... or, after the last dwell, has its own message; retire. An endpoint's first canary has nothing live
+        # to share traffic with: 100% at step 1, so the later steps find it there (one message less, 1/R)
+        return round(4 + 2 * len(CANARY_STEPS) + 1 + 1 - 1 / per_endpoint, 2)
     return 4 + 2 + 1  # PUT, read-back (no dwell), retire
 
 
@@ -183,6 +190,7 @@ def serving_minimum(runs: int, models: int, rollout: str) -> list[tuple[str, flo
     """The online endpoint's rollout (retrain/serving/azureml_online.py), per run; R = runs per endpoint, in order."""
     r = runs / models
     steps = len(CANARY_STEPS) if rollout == "canary" else 1
+    alone = 1 / r if steps > 1 else 0  # an endpoint's first canary: nothing live to share with, 100% at step 1
     return [
         ("azureml model GET", 2, "register: GET (404) before the PUT, GET back (its tag names the run)"),
         ("azureml model PUT", 1, "register: the version, numbered for the run"),
@@ -193,15 +201,17 @@ def serving_minimum(runs: int, models: int, rollout: str) -> list[tuple[str, flo
         ("azureml deployment PUT", 1, "deploy: one deployment per promotion, named for the run"),
         ("azureml deployment DELETE", round(max(0.0, r - 2) / r, 2),
          "retire: one per run once more than retain=1 earlier deployment is idle (not on an endpoint's first two)"),
-        ("azureml endpoint GET", 3 + 2 * steps, "deploy (live traffic), smoke (scoring URI), retire (what takes "
-                                                "traffic); per traffic step: before the PUT and the read-back"),
-        ("azureml endpoint PUT", steps, "one traffic PUT per step (blue/green: 0 -> 100 once)"),
+        ("azureml endpoint GET", round(3 + 2 * steps - alone, 2),
+         "deploy (live traffic), smoke (scoring URI), retire (what takes traffic); per traffic step: before the "
+         "PUT and the read-back (an endpoint's first canary: its later steps find 100% already, 1/R less)"),
+        ("azureml endpoint PUT", round(steps - alone, 2), "one traffic PUT per step (blue/green: 0 -> 100 once; an "
+                                                          "endpoint's first canary: one, 1/R less)"),
         ("azureml listKeys POST", 1, "smoke: the scoring key (never stored)"),
         ("azureml score POST", 1, "smoke: the sample row through azureml-model-deployment"),
         ("azureml metrics GET", steps if rollout == "canary" else 0,
          "after each dwell: the new deployment's RequestsPerMinute by status class"),
-        ("blob lease", 2 * promote_calls(rollout), "the endpoint's lease, acquired and released on every promote "
-                                                   f"message ({promote_calls(rollout)} per run)"),
+        ("blob lease", round(2 * promote_calls(rollout, r), 2),
+         f"the endpoint's lease, acquired and released on every promote message ({promote_calls(rollout, r)} per run)"),
     ]
 
 
@@ -263,6 +273,7 @@ CAUSES = {
                 "a 409 once it exists (errors below)",
     "azureml deployment GET (provisioning)": "the bench's timing, not the design's: the first provisioning read "
                                              "comes after Retry-After (>= 1 s) while the scoring process starts",
+    "blob lease": "more promote messages than the design's (see queue send): each one holds the endpoint's lease",
     "azureml endpoint GET": "a traffic read-back that did not match yet (the PUT still applying) reads again",
     "azureml model GET": "the champion's registered version read for the baseline input",
 }
@@ -906,7 +917,7 @@ def report(bench: Bench, r: dict, args) -> int:
         print(f"  {group + ' total':<30}{totals[group]:>9.2f}{totals[group + ' min']:>9.0f}")
     if args.backend == "azureml":
         print(f"  (training and serving: one online endpoint per model, {args.rollout} rollout, "
-              f"{promote_calls(args.rollout)} promote messages per run by the design; deployment GETs that found "
+              f"{promote_calls(args.rollout, args.runs / args.models)} promote messages per run by the design; deployment GETs that found "
               "it still provisioning are the row '(provisioning)', apart from the minimum)")
     chain_total = sum(totals[g] for g in groups)
     print(f"  {'chain total':<30}{chain_total:>9.2f}")

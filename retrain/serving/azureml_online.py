@@ -175,6 +175,7 @@ class AzureMLOnlineEndpoint:
         self.arm = arm
         self.deps = deps
         self.rollout: RolloutPolicy = deps.rollout or RolloutPolicy()
+        self._recorded: dict[str, dict] = {}  # settings this call wrote to their blobs (not read back in the call)
 
     def __repr__(self) -> str:
         return f"AzureMLOnlineEndpoint({redact_url(self.spec.url)!r})"
@@ -422,6 +423,7 @@ class AzureMLOnlineEndpoint:
             return
         name = document_name(state["run"], self.spec.label, field)
         self.deps.documents.put(name, settings)
+        self._recorded[name] = settings
         state[f"{field}_blob"] = name
         state.pop(field, None)
 
@@ -430,7 +432,9 @@ class AzureMLOnlineEndpoint:
         if record.get(field) is not None:
             return record[field]
         name = record.get(f"{field}_blob")
-        return self.deps.documents.get(name) if name and self.deps.documents is not None else None
+        if not name or self.deps.documents is None:
+            return None
+        return self._recorded[name] if name in self._recorded else self.deps.documents.get(name)
 
     def _set_traffic(self, state: dict, traffic: dict, mirror: dict) -> bool:
         """True once the endpoint reads back `traffic` and `mirror`; PUT them when it shows something else."""
