@@ -69,6 +69,9 @@ gives each service client a counting transport, and child clients share it), cla
 through a `requests` response hook on `ctx.session` (every attempt). Per-run averages are
 printed next to the minimum the design needs (table MINIMUM below, one line of reasoning each),
 flagged where measured > minimum, with the likely cause (table CAUSES, from reading retrain/).
+The table minimum follows state layout 3 (README "State"): three entity-group transactions per run
+(creation, ending, promotion), every working status change a plain If-Match update, plus the
+open-run index row's write and delete and the owner's row read after the prefix-index query.
 
 Everything is bounded (`--timeout`) and stopped in `finally` (by PID: only what it started).
 """
@@ -122,19 +125,21 @@ RESOURCE = "Bench Model [trained model]"
 # What one promoted run needs at least, by the design (README "How it works"/"Guarantees") and the
 # code's contracts; (category, minimum per run, why). Categories not listed have a minimum of 0.
 MINIMUM = [
-    ("blob properties", 2, "trigger binding reads ETag+size (1); submit re-checks the ETag before training (1)"),
+    ("blob properties", 1, "trigger binding reads ETag+size (submit's If-Match snapshot checks the ETag)"),
+    ("blob put", 1, "submit pins the data: a snapshot with If-Match on the run's ETag (retrain/pinning.py)"),
     ("blob download", 1, "evaluate reads the Evaluate Model CSV"),
+    ("blob DELETE", 1, "the snapshot is deleted when the run ends"),
     ("table models query", 1, "trigger: the prefix index rows for the blob's directories (owner lookup, O(1) in models)"),
     ("table models get", 5, "trigger: the owner's row (its ETag serves admission); each step loads the "
                             "definition/champion once"),
     ("table models update", 3, "CAS: admission (active_run), champion pointer, release of the active slot"),
-    ("table batch", 7, "entity-group transactions (one request each): run creation with its time and status "
-                       "index rows (the dedup); each status change with its status index row (queued, running, "
-                       "evaluating, promoting); the ending with its run-ended record; the promotions row with "
-                       "its newest-first copy"),
+    ("table batch", 3, "entity-group transactions (one request each): run creation with its time index row "
+                       "(the dedup); the ending with its status index row, run-ended record and event (outbox); "
+                       "the promotions row with its newest-first copy"),
     ("table runs get", 4, "each step loads the run with its ETag"),
-    ("table runs update", 2, "job id recorded before start (If-Match); the open-run index row, written before "
-                             "the run exists (another partition)"),
+    ("table runs update", 7, "If-Match per working status (queued, running, evaluating, promoting: open statuses "
+                             "have no index row); the data's snapshot and the job id, each recorded before use; "
+                             "the open-run index row, written before the run exists (another partition)"),
     ("table runs delete", 1, "the open-run index row, removed after the run ended"),
     ("queue send", 4, "one message per step: submit, check, evaluate, promote"),
     ("queue receive", 4, "host side: each message received once (a batch GET may carry several)"),

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import requests
@@ -123,67 +124,8 @@ class Azurite:
 
 
 @dataclass
-class Emulator:
-    """emulators.studio (`python -m emulators.studio`) serving one workspace config."""
-
-    port: int
-    config: Path
-    data_dir: Path
-    process: subprocess.Popen | None = None
-    log: Path | None = None
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @classmethod
-    def start(cls, config: Path, data_dir: Path, port: int | None = None, faults: bool = False,
-              workers: int | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> "Emulator":
-        port = port or free_port()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "emulators.studio", "--config", str(config),
-                "--host", LOOPBACK, "--port", str(port), "--data-dir", str(data_dir)]
-        if faults:
-            args.append("--enable-faults")
-        if workers:
-            args += ["--workers", str(workers)]
-        log = data_dir / "emulator.log"
-        full_env = {**os.environ, **(env or {})}
-        with log.open("ab") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=full_env,
-                                    start_new_session=True)
-        self = cls(port, config, data_dir, proc, log, env or {})
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise WorldError(f"emulators.studio exited with {proc.returncode}:\n{_tail(log)}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise WorldError(f"emulators.studio not ready after {timeout:.0f}s:\n{_tail(log)}")
-            time.sleep(0.1)
-
-    def restart(self) -> "Emulator":
-        """Stop and start again on the same port and data dir (state must survive)."""
-        self.stop()
-        return Emulator.start(self.config, self.data_dir, port=self.port, env=self.env,
-                              faults="--enable-faults" in (self.process.args if self.process else []))
-
-    def stop(self) -> None:
-        _stop(self.process)
-
-
-AZUREML_EXAMPLE_CONFIG = REPO / "examples" / "azureml" / "workspace.yaml"
-
-
-@dataclass
-class AzureML:
-    """emulators.azureml (`python -m emulators.azureml`) over HTTPS; `ca` is the CA file clients must trust."""
+class _Service:
+    """A local ML service (`python -m <module>`) on loopback: launched, awaited, restarted and stopped alike."""
 
     port: int
     config: Path
@@ -192,6 +134,81 @@ class AzureML:
     log: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     options: list[str] = field(default_factory=list)
+
+    module: ClassVar[str]
+    log_name: ClassVar[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @classmethod
+    def _start(cls, config: Path, data_dir: Path, port: int | None, options: list[str], env: dict[str, str] | None,
+               timeout: float):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self = cls(port or free_port(), config, data_dir, None, data_dir / cls.log_name, env or {}, options)
+        self._launch(timeout)
+        return self
+
+    @staticmethod
+    def _common_options(faults: bool, workers: int | None) -> list[str]:
+        return (["--enable-faults"] if faults else []) + (["--workers", str(workers)] if workers else [])
+
+    def _healthy(self) -> bool:
+        return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+
+    def _launch(self, timeout: float) -> None:
+        args = [sys.executable, "-m", self.module, "--config", str(self.config), "--host", LOOPBACK,
+                "--port", str(self.port), "--data-dir", str(self.data_dir), *self.options]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                            env={**os.environ, **self.env}, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise WorldError(f"{self.module} exited with {self.process.returncode}:\n{_tail(self.log)}")
+            try:
+                if self._healthy():
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise WorldError(f"{self.module} not ready after {timeout:.0f}s:\n{_tail(self.log)}")
+            time.sleep(0.1)
+
+    def restart(self, timeout: float = 60):
+        """Stop and start again on the same port and data dir (state must survive)."""
+        self.stop()
+        self._launch(timeout)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+@dataclass
+class Emulator(_Service):
+    """emulators.studio (`python -m emulators.studio`) serving one workspace config."""
+
+    module: ClassVar[str] = "emulators.studio"
+    log_name: ClassVar[str] = "emulator.log"
+
+    @classmethod
+    def start(cls, config: Path, data_dir: Path, port: int | None = None, faults: bool = False,
+              workers: int | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> "Emulator":
+        return cls._start(config, data_dir, port, cls._common_options(faults, workers), env, timeout)
+
+
+AZUREML_EXAMPLE_CONFIG = REPO / "examples" / "azureml" / "workspace.yaml"
+
+
+@dataclass
+class AzureML(_Service):
+    """emulators.azureml (`python -m emulators.azureml`) over HTTPS; `ca` is the CA file clients must trust."""
+
+    module: ClassVar[str] = "emulators.azureml"
+    log_name: ClassVar[str] = "azureml.log"
 
     @property
     def url(self) -> str:
@@ -206,46 +223,12 @@ class AzureML:
     def start(cls, config: Path = AZUREML_EXAMPLE_CONFIG, data_dir: Path | None = None, port: int | None = None,
               faults: bool = False, workers: int | None = None, provisioning_seconds: float | None = None,
               timeout: float = 60, env: dict[str, str] | None = None) -> "AzureML":
-        port = port or free_port()
-        data_dir = data_dir or Path(tempfile.mkdtemp(prefix="azureml-"))
-        data_dir.mkdir(parents=True, exist_ok=True)
-        options = []
-        if faults:
-            options.append("--enable-faults")
-        if workers:
-            options += ["--workers", str(workers)]
+        options = cls._common_options(faults, workers)
         if provisioning_seconds is not None:
             options += ["--provisioning-seconds", str(provisioning_seconds)]
-        self = cls(port, config, data_dir, None, data_dir / "azureml.log", env or {}, options)
-        self._launch(timeout)
-        return self
+        data_dir = data_dir or Path(tempfile.mkdtemp(prefix="azureml-"))
+        return cls._start(config, data_dir, port, options, env, timeout)
 
-    def _launch(self, timeout: float) -> None:
-        args = [sys.executable, "-m", "emulators.azureml", "--config", str(self.config), "--host", LOOPBACK,
-                "--port", str(self.port), "--data-dir", str(self.data_dir), *self.options]
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                            env={**os.environ, **self.env}, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise WorldError(f"emulators.azureml exited with {self.process.returncode}:\n{_tail(self.log)}")
-            if self.ca.exists():
-                try:
-                    if requests.get(f"{self.url}/healthz", timeout=1, verify=str(self.ca)).status_code == 200:
-                        return
-                except requests.RequestException:
-                    pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise WorldError(f"emulators.azureml not ready after {timeout:.0f}s:\n{_tail(self.log)}")
-            time.sleep(0.1)
-
-    def restart(self, timeout: float = 60) -> "AzureML":
-        """Stop and start again on the same port and data dir (state and CA survive)."""
-        self.stop()
-        self._launch(timeout)
-        return self
-
-    def stop(self) -> None:
-        _stop(self.process)
+    def _healthy(self) -> bool:
+        return self.ca.exists() and requests.get(f"{self.url}/healthz", timeout=1,
+                                                 verify=str(self.ca)).status_code == 200

@@ -253,7 +253,8 @@ def audit(ctx: Context, request: ApiRequest) -> ApiResponse:
     name = _model(request)
     ctx.models.read(name)
     limit = _int(request, "limit", 100, 1, 1000)
-    return ApiResponse(200, {"model": name, "audit": [e.to_public() for e in ctx.audit.recent(name, limit)]})
+    page = ctx.audit.page(name, limit=limit, continuation=_continuation(request))
+    return _page(request, f"/api/models/{name}/audit", "audit", page, {"model": name}, limit=limit)
 
 
 def skipped(ctx: Context, request: ApiRequest) -> ApiResponse:

@@ -1,4 +1,9 @@
-"""Who did what to a model, append-only: every approve, reject, cancel, retry, rollback and model change."""
+"""Who did what to a model, append-only: every approve, reject, cancel, retry, rollback and model change.
+
+The `{prefix}audit` table: PartitionKey = model, `RowKey = <inverted milliseconds, 13 digits>-<8 hex>`, so
+a partition reads newest first and a page is one key-range query. The previous release wrote the same
+keys (it only read the first page), so its rows are read as they are: nothing to migrate.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from datetime import datetime
 from azure.data.tables import TableClient
 
 from .principal import Actor
+from .tables import Page, key_range_page
 
 _NEVER = 10 ** 13  # inverted milliseconds keep the newest row first in the partition
+_LOW, _HIGH = "0", ":"  # every key starts with a digit (":" sorts right after "9")
 
 
 @dataclass(frozen=True)
@@ -38,16 +45,17 @@ class AuditLog:
         self.table.create_entity({"PartitionKey": model, "RowKey": key, "Action": action, "At": at.isoformat(),
                                   "Target": target, "Actor": json.dumps(actor.to_record(), separators=(",", ":"))})
 
+    def page(self, model: str, *, limit: int = 100, continuation: str | None = None) -> Page:
+        """Newest first, `limit` entries in one request, whatever the length of the log."""
+        return key_range_page(self.table, model, _LOW, _HIGH, limit, continuation, _entry)
+
     def recent(self, model: str, limit: int = 100) -> list[AuditEntry]:
-        rows = self.table.query_entities("PartitionKey eq @model", parameters={"model": model},
-                                         results_per_page=min(limit, 1000))
-        entries = []
-        for row in rows:
-            actor = json.loads(row.get("Actor") or "{}")
-            entries.append(AuditEntry(row["PartitionKey"], row.get("Action", ""), Actor(
-                actor.get("kind", ""), actor.get("id", ""), actor.get("name", ""), actor.get("provider", ""),
-                frozenset(actor.get("roles") or ()), actor.get("note", "")), row.get("At", ""),
-                row.get("Target", ""), row["RowKey"]))
-            if len(entries) >= limit:
-                break
-        return entries
+        return self.page(model, limit=limit).items
+
+
+def _entry(row: dict) -> AuditEntry:
+    actor = json.loads(row.get("Actor") or "{}")
+    return AuditEntry(row["PartitionKey"], row.get("Action", ""), Actor(
+        actor.get("kind", ""), actor.get("id", ""), actor.get("name", ""), actor.get("provider", ""),
+        frozenset(actor.get("roles") or ()), actor.get("note", "")), row.get("At", ""), row.get("Target", ""),
+        row["RowKey"])

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RetrainError(Exception):
-    """Base of every error this package raises on purpose; `http_status` is what the HTTP API answers with."""
+    """Base of every error this package raises on purpose; `http_status` is what the HTTP API answers with.
+
+    Keyword arguments are the extra fields of its JSON error envelope, each also an attribute
+    (`Forbidden(message, role=...)` answers `{"error": {"code", "message", "role"}}` and has `.role`).
+    """
 
     http_status = 500
 
+    def __init__(self, message: str = "", **details: Any):
+        super().__init__(message)
+        self._details = details
+        for name, value in details.items():
+            setattr(self, name, value)
+
     def details(self) -> dict:
         """Extra fields of the JSON error envelope (besides code and message)."""
-        return {}
+        return dict(self._details)
 
 
 # --- configuration and input -------------------------------------------------------------
@@ -27,11 +39,7 @@ class InvalidModelDefinition(RetrainError):
     http_status = 400
 
     def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
-
-    def details(self) -> dict:
-        return {"problems": self.problems}
+        super().__init__("; ".join(problems), problems=problems)
 
 
 class DestinationNotAllowed(SettingsError):
@@ -53,16 +61,9 @@ class Unauthenticated(RetrainError):
 
 
 class Forbidden(RetrainError):
-    """The caller lacks the app role an action needs; the message names the role (403)."""
+    """The caller lacks the app role an action needs; the message names the role (403), `role=` says which."""
 
     http_status = 403
-
-    def __init__(self, message: str, *, role: str):
-        self.role = role
-        super().__init__(message)
-
-    def details(self) -> dict:
-        return {"role": self.role}
 
 
 class UnknownModel(RetrainError):
@@ -121,12 +122,8 @@ class UnusableModel(Conflict):
     """The model's stored row no longer validates (rules changed since it was written); PUT it again."""
 
     def __init__(self, name: str, problems: list[str]):
-        self.problems = problems
         super().__init__(f"model {name!r} is stored with a definition that no longer validates: "
-                         f"{'; '.join(problems)}; PUT the definition again to fix it")
-
-    def details(self) -> dict:
-        return {"problems": self.problems}
+                         f"{'; '.join(problems)}; PUT the definition again to fix it", problems=problems)
 
 
 class RollbackFailed(Conflict):
@@ -135,11 +132,7 @@ class RollbackFailed(Conflict):
     http_status = 502
 
     def __init__(self, message: str, endpoints: dict[str, dict]):
-        self.endpoints = endpoints
-        super().__init__(message)
-
-    def details(self) -> dict:
-        return {"endpoints": self.endpoints}
+        super().__init__(message, endpoints=endpoints)
 
 
 class BadMessage(RetrainError):

@@ -1,13 +1,19 @@
-"""Tables written by the previous release (layout 1) are migrated in place, once, when the app starts.
+"""Tables written by earlier releases are migrated in place, once, when the app starts.
 
 Layout 1 had no index rows: runs were listed by reading a model's whole partition, the sweeper
 filtered every run by status, blob events listed every model, promotions and skipped blobs were
-read whole. Layout 2 (the docstrings of `models`, `runs`, `promotions` and `skipped`) adds index rows
-beside the same rows, which keep their keys and shape. Migration writes the missing index rows
-with idempotent upserts, in transactions of up to 100 per partition, then records the layout in the
-models table (`RowKey = ~layout`). It is safe to run twice or in two processes at once, and code of
-this release already running beside it keeps working (a status move tolerates a missing index row;
-a listing drops an index row that no longer matches its run).
+read whole. Layout 2 added index rows beside the same rows, which keep their keys and shape, and
+kept a status index row (`s~<status>~...`) for every status, moved with each status change.
+Layout 3 (the docstrings of `models`, `runs`, `promotions` and `skipped`) keeps status index rows
+only for ended statuses (open ones are listed from the `~open` partition), so a run's working
+steps write no index row.
+
+From layout 1, migration writes the missing index rows with idempotent upserts, in transactions of
+up to 100 per partition; from layout 2, it deletes the status rows of open statuses (never read by
+this release, so deleting them is only tidying). Then it records the layout in the models table
+(`RowKey = ~layout`). It is safe to run twice or in two processes at once, and code of this release
+already running beside it keeps working (a status move tolerates a missing index row; a listing
+drops an index row that no longer matches its run).
 """
 
 from __future__ import annotations
@@ -16,21 +22,21 @@ import logging
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableClient, UpdateMode
 
 from .model_rows import PARTITION, ModelState
 from .models import MODEL_ROWS_END, prefix_row
 from .promotions import Promotion
-from .runs import OPEN, Run, index_rows, open_key
+from .runs import BY_STATUS, END, OPEN, Run, index_rows, is_open_status_row, open_key
 from .skipped import Skipped
-from .tables import transact_all
+from .tables import TransactionFailed, transact_all
 
 if TYPE_CHECKING:
     from .context import Context
 
 log = logging.getLogger("retrain")
 
-LAYOUT = 2
+LAYOUT = 3
 LAYOUT_KEY = "~layout"
 
 
@@ -43,9 +49,10 @@ def layout_of(ctx: "Context") -> int:
 
 def ensure_layout(ctx: "Context") -> bool:
     """Migrate if the tables are older than this release (one read when they are not); True if it migrated."""
-    if layout_of(ctx) >= LAYOUT:
+    layout = layout_of(ctx)
+    if layout >= LAYOUT:
         return False
-    counts = migrate(ctx)
+    counts = migrate(ctx, layout)
     ctx.models.table.upsert_entity({"PartitionKey": PARTITION, "RowKey": LAYOUT_KEY, "Version": LAYOUT},
                                    mode=UpdateMode.REPLACE)
     if any(counts.values()):
@@ -54,10 +61,33 @@ def ensure_layout(ctx: "Context") -> bool:
     return True
 
 
-def migrate(ctx: "Context") -> dict[str, int]:
-    """Write every index row layout 2 needs for the rows already stored (idempotent)."""
-    counts = {"model prefixes": 0, "runs": 0, "promotions": 0, "skipped blobs": 0}
+def migrate(ctx: "Context", layout: int = 1) -> dict[str, int]:
+    """Bring tables of `layout` to this one: the index rows layout 1 lacks, then no open status rows (idempotent)."""
+    counts = {"model prefixes": 0, "runs": 0, "promotions": 0, "skipped blobs": 0, "open status rows": 0}
+    if layout < 2:
+        _add_index_rows(ctx, counts)
+    counts["open status rows"] = _drop_open_status_rows(ctx.runs.table)
+    return counts
 
+
+def _drop_open_status_rows(table: TableClient) -> int:
+    """Delete layout 2's status rows of open statuses (a one-off scan of the status rows, keys only)."""
+    rows = [(e["PartitionKey"], e["RowKey"]) for e in table.query_entities(
+        "RowKey ge @low and RowKey lt @high", parameters={"low": BY_STATUS, "high": BY_STATUS + END},
+        select=["PartitionKey", "RowKey"]) if is_open_status_row(e["RowKey"])]
+    try:
+        transact_all(table, (("delete", {"PartitionKey": pk, "RowKey": rk}) for pk, rk in rows))
+    except TransactionFailed:  # another instance deleted some first, or the run moved on: one by one
+        for pk, rk in rows:
+            try:
+                table.delete_entity(pk, rk)
+            except ResourceNotFoundError:
+                pass
+    return len(rows)
+
+
+def _add_index_rows(ctx: "Context", counts: dict[str, int]) -> None:
+    """Write every index row for the rows layout 1 stored (idempotent upserts)."""
     models = ctx.models.table.query_entities("PartitionKey eq @pk and RowKey lt @end",
                                              parameters={"pk": PARTITION, "end": MODEL_ROWS_END})
     prefix_ops = []
@@ -92,4 +122,3 @@ def migrate(ctx: "Context") -> dict[str, int]:
         if not entity["RowKey"].startswith("t~"):
             skipped_ops.append(("upsert", Skipped.from_entity(entity).index_entity()))
     counts["skipped blobs"] = transact_all(ctx.skipped.table, skipped_ops)
-    return counts

@@ -72,7 +72,7 @@ ROUTES: tuple[Route, ...] = (
           "Point every endpoint back at an earlier model", {200: "RollbackResult"}, request="RollbackRequest",
           tag="history"),
     Route("GET", "models/{model}/audit", "audit", api.audit, "Who did what to the model, newest first",
-          {200: "AuditPage"}, query=(LIMIT,), tag="history"),
+          {200: "AuditPage"}, query=(LIMIT, CONTINUATION), tag="history"),
     Route("GET", "skipped", "skipped", api.skipped, "Blobs no model claimed, newest first", {200: "SkippedPage"},
           query=(LIMIT, CONTINUATION), tag="history"),
     Route("GET", "subscriptions", "list_subscriptions", api.list_subscriptions,

@@ -5,7 +5,11 @@ entity-group transaction, one request):
 
 * `RowKey = <run id>`: the run; insert-only creation is the dedup;
 * `t~<inverted created time>~<run id>`: newest-first listing, written with the run;
-* `s~<status>~<inverted created time>~<run id>`: the same, per status, moved with each status change;
+* `s~<status>~<inverted created time>~<run id>`: the same, per *ended* status, written in the
+  transaction that ends the run (or creates it ended) and removed if the run is revived; a run moving
+  between open statuses writes only its own row. Runs of an open status are listed from the `~open`
+  partition instead (a model has at most a few open runs: its active, pending and awaiting ones);
+  layout 2 also kept `s~` rows of open statuses: they are never read, and migration deletes them;
 * `e~<inverted ended time>~<run id>`: the run-ended record (outbox), written in the transaction that
   ends the run, once per ending (`RunEnded`);
 * `o~<event id>`: an event not yet handed to its subscribers (retrain.events outbox), written in the
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
@@ -31,13 +36,14 @@ from azure.data.tables import TableClient, UpdateMode
 
 from .errors import ConcurrentUpdate, UnknownRun
 from .etags import canonical
-from .tables import Page, TransactionFailed, inverted, key_range_page, transact
+from .tables import Page, TransactionFailed, decode_token, encode_token, inverted, key_range_page, transact
 
 log = logging.getLogger("retrain")
 
 Outbox = Callable[["Run"], list]  # the outbox rows announcing a change, built from the run as it is written
 
 MAX_TEXT = 8000  # characters kept of a service's error text (a table property holds ~32K)
+FETCH_THREADS = 8  # point reads of one listing page in flight at once (the SDK's clients are thread-safe)
 
 
 class Status(str, Enum):
@@ -265,9 +271,34 @@ def _pointer(model: str, key: str, run_id: str) -> dict:
 
 
 def index_rows(run: Run) -> list[dict]:
-    """The listing rows a stored run has (time, status), as migration and creation write them."""
-    return [_pointer(run.model, time_key(run), run.run_id),
-            _pointer(run.model, status_key(run, run.status), run.run_id)]
+    """The listing rows a stored run has (time; status once ended), as migration and creation write them."""
+    rows = [_pointer(run.model, time_key(run), run.run_id)]
+    if run.terminal:
+        rows.append(_pointer(run.model, status_key(run, run.status), run.run_id))
+    return rows
+
+
+def status_moves(run: Run, before: Status | None) -> list[tuple]:
+    """The status index operations of a change from `before` (as stored) to `run.status`: only ended statuses
+    have rows, so a move between open statuses needs none (the first, a delete, may find its row missing)."""
+    if before is None or before is run.status:
+        return []
+    moves = []
+    if before.terminal:
+        moves.append(("delete", {"PartitionKey": run.model, "RowKey": status_key(run, before)}))
+    if run.terminal:
+        moves.append(("upsert", _pointer(run.model, status_key(run, run.status), run.run_id)))
+    return moves
+
+
+def is_open_status_row(row_key: str) -> bool:
+    """A layout-2 status index row of an open status (this layout writes none; migration deletes them)."""
+    if not row_key.startswith(BY_STATUS):
+        return False
+    try:
+        return not Status(row_key[len(BY_STATUS):].split("~", 1)[0]).terminal
+    except ValueError:
+        return False
 
 
 class RunStore:
@@ -318,13 +349,11 @@ class RunStore:
         run = replace(run, updated_at=iso(self.clock()))
         update = ("update", run.to_entity(), {"mode": UpdateMode.REPLACE, "etag": run.etag,
                                               "match_condition": MatchConditions.IfNotModified})
-        extra: list = []
         before = run.stored_status
-        if before is not None and before is not run.status:
-            if before.terminal and not run.terminal:
-                self._open(run.model, run.run_id)  # revived (a promotion retried): open again first
-            extra.append(("delete", {"PartitionKey": run.model, "RowKey": status_key(run, before)}))
-            extra.append(("upsert", _pointer(run.model, status_key(run, run.status), run.run_id)))
+        if before is not None and before.terminal and not run.terminal:
+            self._open(run.model, run.run_id)  # revived (a promotion retried): open again first
+        moves = status_moves(run, before)
+        extra: list = list(moves)
         if ended:
             extra.append(("create", RunEnded.of(run).to_entity()))
         extra += [("upsert", row) for row in (outbox(run) if outbox else [])]
@@ -335,7 +364,7 @@ class RunStore:
             try:
                 results = transact(self.table, [update, *extra])
             except TransactionFailed as e:
-                if not (e.index == 1 and e.missing):
+                if not (e.index == 1 and e.missing and moves and moves[0][0] == "delete"):
                     raise
                 # A row stored before its status index existed (a migration still under way): move without it.
                 results = transact(self.table, [update, *extra[1:]])
@@ -375,7 +404,9 @@ class RunStore:
 
     def page(self, model: str, *, limit: int = 50, status: Status | None = None,
              continuation: str | None = None) -> Page:
-        """Newest first, `limit` runs: one index query plus one query per 14 runs, whatever the history."""
+        """Newest first, `limit` runs: one index query plus a point read per run, whatever the history."""
+        if status is not None and not status.terminal:
+            return self._open_page(model, status, limit, continuation)
         low = f"{BY_STATUS}{status.value}~" if status else TIME
         index = key_range_page(self.table, model, low, low + END, limit, continuation,
                                lambda e: (e["RowKey"], e["RunId"]), select=["RowKey", "RunId"])
@@ -389,20 +420,40 @@ class RunStore:
             items.append(run)
         return Page(items, index.continuation)
 
+    def _open_page(self, model: str, status: Status, limit: int, continuation: str | None) -> Page:
+        """Runs of an open status from the model's `~open` rows (a handful, whatever the history), newest first.
+
+        One query, then a point read per open run; the token is the status key of the last run given, as for
+        ended statuses.
+        """
+        low = f"{BY_STATUS}{status.value}~"
+        after = decode_token(continuation, low, low + END) if continuation else None
+        entries = self.table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                                            parameters={"pk": OPEN, "low": f"{model}~", "high": f"{model}~{END}"},
+                                            select=["RunId"])
+        runs = [run for run in self._fetch(model, [e["RunId"] for e in entries]).values() if run.status is status]
+        keyed = sorted(((status_key(run, status), run) for run in runs), key=lambda pair: pair[0])
+        keyed = [(key, run) for key, run in keyed if after is None or key > after]
+        chosen = keyed[:limit]
+        token = encode_token(chosen[-1][0]) if len(keyed) > limit and chosen else None
+        return Page([run for _, run in chosen], token)
+
     def list(self, model: str, *, limit: int = 50, status: Status | None = None) -> list[Run]:
         """Newest first (the first page)."""
         return self.page(model, limit=limit, status=status).items
 
     def _fetch(self, model: str, run_ids: list[str]) -> dict[str, Run]:
-        found: dict[str, Run] = {}
-        for start in range(0, len(run_ids), 14):  # a filter allows 15 comparisons
-            chunk = run_ids[start:start + 14]
-            params = {"pk": model, **{f"r{i}": run_id for i, run_id in enumerate(chunk)}}
-            query = "PartitionKey eq @pk and ( " + " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk))) + " )"
-            for entity in self.table.query_entities(query, parameters=params):
-                run = Run.from_entity(entity)
-                found[run.run_id] = run
-        return found
+        """The runs by point reads, a few at once: Table storage serves `RowKey eq a or RowKey eq b` as a scan
+        of the whole partition (its query design guide), a point read from its index."""
+        def read(run_id: str) -> Run | None:
+            return self.find(model, run_id)
+
+        if len(run_ids) > 1:
+            with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(run_ids))) as pool:
+                found = list(pool.map(read, run_ids))
+        else:
+            found = [read(run_id) for run_id in run_ids]
+        return {run.run_id: run for run in found if run}
 
     def _drop(self, model: str, key: str) -> None:
         try:

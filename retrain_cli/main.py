@@ -242,22 +242,21 @@ def _action(verb: str, model: str, run: str, comment: str | None) -> None:
     out.emit(body, RUN_COLUMNS)
 
 
-@cli.command("approve")
-@click.argument("model")
-@click.argument("run")
-@click.option("--comment", required=True, help="why (recorded with the decision)")
-def approve(model: str, run: str, comment: str) -> None:
-    """Let RUN of MODEL, awaiting approval, be promoted."""
-    _action("approve", model, run, comment)
+def _decision(verb: str, summary: str) -> click.Command:
+    """`retrain approve` and `retrain reject`: a person's decision on a run awaiting approval, with why."""
+
+    @click.argument("model")
+    @click.argument("run")
+    @click.option("--comment", required=True, help="why (recorded with the decision)")
+    def decide(model: str, run: str, comment: str) -> None:
+        _action(verb, model, run, comment)
+
+    decide.__doc__ = summary
+    return cli.command(verb)(decide)
 
 
-@cli.command("reject")
-@click.argument("model")
-@click.argument("run")
-@click.option("--comment", required=True, help="why (recorded with the decision)")
-def reject(model: str, run: str, comment: str) -> None:
-    """Turn down RUN of MODEL, awaiting approval."""
-    _action("reject", model, run, comment)
+approve = _decision("approve", "Let RUN of MODEL, awaiting approval, be promoted.")
+reject = _decision("reject", "Turn down RUN of MODEL, awaiting approval.")
 
 
 @cli.command("rollback")
@@ -273,15 +272,29 @@ def rollback(model: str, to_run: str | None, note: str) -> None:
                       ("at", "promotion.at")])
 
 
+def _listing(model: str, what: str, limit: int, columns: list[tuple[str, str]]) -> None:
+    """The first page of one of MODEL's listings (`promotions`, `audit`), newest first."""
+    api, out = _ctx()
+    body = api.call("GET", f"models/{model}/{what}", limit=limit)
+    out.emit(body, columns, body[what], f"{what} of {model}")
+
+
 @cli.command("promotions")
 @click.argument("model")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 def promotions(model: str, limit: int) -> None:
     """What served MODEL when, and who or what put it there."""
-    api, out = _ctx()
-    body = api.call("GET", f"models/{model}/promotions", limit=limit)
-    out.emit(body, [("at", "at"), ("how", "reason"), ("from", "from_run"), ("to", "to_run"), ("by", "by"),
-                    ("note", "note")], body["promotions"], f"promotions of {model}")
+    _listing(model, "promotions", limit, [("at", "at"), ("how", "reason"), ("from", "from_run"), ("to", "to_run"),
+                                          ("by", "by"), ("note", "note")])
+
+
+@cli.command("audit")
+@click.argument("model")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def audit(model: str, limit: int) -> None:
+    """Who approved, rejected, cancelled, retried, rolled back or redefined MODEL, newest first."""
+    _listing(model, "audit", limit, [("at", "at"), ("action", "action"), ("target", "target"), ("by", "by.name"),
+                                     ("kind", "by.kind"), ("note", "by.note")])
 
 
 from .subscriptions import subscriptions  # noqa: E402 (it uses _ctx, defined above)

@@ -1,7 +1,8 @@
 """State at scale for tests and benchmarks/scale_bench.py: a context that counts its storage requests, and seeding.
 
 Seeding writes rows in this release's layout through its own row builders (`Run.to_entity`,
-`runs.index_rows`, `Promotion.to_entity`/`index_entity`), in entity-group transactions of 100.
+`runs.index_rows`, `Promotion.to_entity`/`index_entity`), insert-only, in entity-group transactions of 100
+(Azurite's upsert costs more as a partition grows than its insert does).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from azure.core.pipeline.transport import RequestsTransport
 
@@ -26,16 +27,24 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 class RequestCount:
-    """Storage requests by service ("table", "queue", "blob"), every attempt, as sent by the SDK transport."""
+    """Storage requests by service ("table", "queue", "blob"), every attempt, as sent by the SDK transport.
+
+    Table requests are also counted by table and shape, `("table", <table>, "query" | "read" | "write")`:
+    what Azurite's cost per request depends on (scale_bench's floor).
+    """
 
     def __init__(self):
         self.lock = threading.Lock()
         self.by_kind: Counter = Counter()
         self.ports: dict[int, str] = {}
 
-    def record(self, url: str) -> None:
+    def record(self, method: str, url: str) -> None:
+        parts = urlsplit(url)
+        kind = self.ports.get(parts.port, "other")
         with self.lock:
-            self.by_kind[self.ports.get(urlsplit(url).port, "other")] += 1
+            self.by_kind[kind] += 1
+            if kind == "table":
+                self.by_kind[("table", *table_request_shape(method, parts.path))] += 1
 
     def snapshot(self) -> Counter:
         with self.lock:
@@ -48,8 +57,17 @@ class CountingTransport(RequestsTransport):
         self.count = count
 
     def send(self, request, **kwargs):  # noqa: D102
-        self.count.record(request.url)
+        self.count.record(request.method, request.url)
         return super().send(request, **kwargs)
+
+
+def table_request_shape(method: str, path: str) -> tuple[str, str]:
+    """(table, shape) of a Table service request: a query, a point read (both keys in the path), or a write."""
+    resource = unquote(path).strip("/").split("/")[-1]
+    table, _, keys = resource.partition("(")
+    if method != "GET":
+        return table, "write"
+    return table, "read" if "RowKey=" in keys else "query"
 
 
 def counting_context(env: Mapping[str, str], **kw) -> tuple[Context, RequestCount]:
@@ -74,16 +92,18 @@ def finished_run(model: str, i: int, *, status: Status = Status.REJECTED, at: da
                step_times=times, stored_status=status)
 
 
-def seed_runs(ctx: Context, runs: list[Run], *, records: bool = True) -> None:
-    """Rows as the chain would have left them (run, time and status index, run-ended record), batched.
+def seed_runs(ctx: Context, runs: list[Run], *, records: bool = True, index: bool = True) -> None:
+    """Rows as the chain would have left them (run, time and status index, run-ended record), batched, new rows.
 
-    `records=False` leaves out the run-ended records (a quarter fewer rows to seed; listings never read them).
+    `records=False` leaves out the run-ended records, `index=False` the index rows too (history no
+    listing reaches: fewer rows to seed).
     """
     operations = []
     for run in runs:
-        operations += [("upsert", run.to_entity())] + [("upsert", row) for row in index_rows(run)]
+        operations.append(("create", run.to_entity()))
+        operations += [("create", row) for row in index_rows(run)] if index else []
         if run.terminal and records:
-            operations.append(("upsert", RunEnded.of(run).to_entity()))
+            operations.append(("create", RunEnded.of(run).to_entity()))
     transact_all(ctx.runs.table, operations)
 
 
@@ -93,5 +113,5 @@ def seed_promotions(ctx: Context, model: str, count: int) -> None:
     for i in range(count):
         promotion = Promotion(model, f"p{i:07d}", f"p{i - 1:07d}" if i else None, f"p{i:07d}", location,
                               Reason.POLICY, iso(T0 + timedelta(minutes=i)), "policy", "seeded")
-        operations += [("upsert", promotion.to_entity()), ("upsert", promotion.index_entity())]
+        operations += [("create", promotion.to_entity()), ("create", promotion.index_entity())]
     transact_all(ctx.promotions.table, operations)

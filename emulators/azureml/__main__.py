@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-from pathlib import Path
 
+from .. import launch
 from .errors import ConfigError
 
 DESCRIPTION = """\
@@ -26,46 +24,28 @@ See emulators/azureml/README.md and examples/azureml/workspace.yaml for the conf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m emulators.azureml", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, type=Path,
-                   help="workspace config file (.json, .yaml or .yml); ${ENV_VAR} and ${ENV_VAR:-default} "
-                        "in string values are replaced from the environment")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
-    p.add_argument("--port", type=int, default=8766, help="TCP port (default: 8766)")
-    p.add_argument("--data-dir", type=Path, default=Path(".azureml-data"),
-                   help="where state lives: SQLite file, job folders and logs, model copies, tls/ "
-                        "(default: ./.azureml-data)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="how many jobs run at once, each in its own process group (default: one per core)")
+    p = launch.parser("python -m emulators.azureml", DESCRIPTION, port=8766, data_dir=".azureml-data",
+                      data_help="where state lives: SQLite file, job folders and logs, model copies, tls/",
+                      workers_help="how many jobs run at once, each in its own process group "
+                                   "(default: one per core)")
     p.add_argument("--provisioning-seconds", type=float, default=None,
                    help="how long endpoints and deployments stay Creating/Updating (default: the config's "
                         "provisioning_seconds, else 0.5)")
-    p.add_argument("--enable-faults", action="store_true",
-                   help="serve the /_admin routes (fault injection, request log); without it they answer 404")
     p.add_argument("--no-tls", action="store_true",
                    help="serve plain http (Microsoft's SDK then refuses most calls; for debugging only)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                   help="server log level (default: info)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .config import load_config
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"emulators.azureml: {e}", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print("emulators.azureml: --workers must be at least 1", file=sys.stderr)
+    config = launch.load("emulators.azureml", args, load_config, ConfigError)
+    if config is None:
         return 2
     if args.provisioning_seconds is not None:
         if args.provisioning_seconds < 0:
-            print("emulators.azureml: --provisioning-seconds must be at least 0", file=sys.stderr)
+            launch.refuse("emulators.azureml", "--provisioning-seconds must be at least 0")
             return 2
         config = config.model_copy(update={"provisioning_seconds": args.provisioning_seconds})
     import uvicorn

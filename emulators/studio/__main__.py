@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-from pathlib import Path
 
+from .. import launch
 from .errors import ConfigError
 
 DESCRIPTION = """\
@@ -25,36 +23,19 @@ See emulators/studio/README.md and emulators/studio/examples/workspace.yaml for 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m emulators.studio", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, type=Path,
-                   help="workspace config file (.json, .yaml or .yml); ${ENV_VAR} and ${ENV_VAR:-default} "
-                        "in string values are replaced from the environment")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
-    p.add_argument("--port", type=int, default=8765, help="TCP port (default: 8765)")
-    p.add_argument("--data-dir", type=Path, default=Path(".emulator-data"),
-                   help="where state lives: SQLite file and model copies (default: ./.emulator-data)")
-    p.add_argument("--enable-faults", action="store_true",
-                   help="serve the /_admin routes (fault injection, request log); without it they answer 404")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="how many training jobs run at once, each in its own process (default: one per core)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                   help="server log level (default: info)")
+    p = launch.parser("python -m emulators.studio", DESCRIPTION, port=8765, data_dir=".emulator-data",
+                      data_help="where state lives: SQLite file and model copies",
+                      workers_help="how many training jobs run at once, each in its own process "
+                                   "(default: one per core)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .config import load_config
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"emulators.studio: {e}", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print("emulators.studio: --workers must be at least 1", file=sys.stderr)
+    config = launch.load("emulators.studio", args, load_config, ConfigError)
+    if config is None:
         return 2
     import uvicorn
 

@@ -105,6 +105,14 @@ def test_rollback_to_a_run_and_the_history_shows_it(operated):
     assert history[0]["reason"] == "rollback" and history[0]["note"] == "bad survey"
 
 
+def test_audit_lists_who_did_what_newest_first_a_page_at_a_time(operated):
+    listed = json.loads(run_cli(operated, "audit", MODEL, "--limit", "2").stdout)
+    answer = requests.get(f"{operated.api}/audit", params={"limit": 2}, timeout=10).json()
+    assert listed == answer and len(listed["audit"]) == 2 and listed["next"]
+    table = run_cli(operated, "audit", MODEL, output="table")
+    assert answer["audit"][0]["action"] in table.stdout
+
+
 def test_an_unreachable_api_is_a_clear_message(operated):
     result = CliRunner().invoke(cli, ["--api-url", "http://127.0.0.1:9", "models", "list"])
     assert result.exit_code == 1

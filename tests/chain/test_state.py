@@ -1,4 +1,4 @@
-"""State layout 2 on a real Azurite: O(page) listings, the open-run index, the prefix index, run-ended records,
+"""State layout 3 on a real Azurite: O(page) listings, the open-run index, the prefix index, run-ended records,
 tolerant reads of stored rows, and the migration of tables written by the previous release."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from retrain import api, chain, migrate, sweeper, triggers
 from retrain.errors import BadRequest
 from retrain.locations import BlobLocation
 from retrain.model_rows import PARTITION, BrokenModel
+from retrain.principal import Actor
 from retrain.promotions import Promotion, Reason
-from retrain.runs import OPEN, Run, Status, Trigger, iso
+from retrain.runs import BY_STATUS, OPEN, TIME, Run, Status, Trigger, index_rows, iso, status_key
 from retrain.triggers import on_schedule
 from tests.state_kit import T0, counting_context, finished_run, seed_promotions, seed_runs
 
@@ -55,6 +56,19 @@ def test_runs_are_listed_newest_first_a_page_at_a_time_with_a_continuation(world
         if token is None:
             break
     assert seen == [r.run_id for r in reversed(runs)]
+
+
+@pytest.mark.parametrize("finished", [10, 300])
+def test_a_page_costs_one_index_query_and_a_point_read_per_run_whatever_the_history(world, finished):
+    world.register()
+    history(world, finished)
+    ctx, count = counting_context(world.ctx.env)
+    before = count.snapshot()
+    assert len(ctx.runs.page(world.model, limit=10).items) == 10
+    used = count.snapshot() - before
+    runs_table = ctx.runs.table.table_name
+    # No `RowKey eq a or RowKey eq b` query: Table storage answers it by scanning the whole partition.
+    assert (used[("table", runs_table, "query")], used[("table", runs_table, "read")], used["table"]) == (1, 10, 11)
 
 
 def test_the_status_filter_reads_only_runs_of_that_status(world):
@@ -106,6 +120,95 @@ def test_skipped_blobs_are_paged_newest_first_and_recorded_once(world):
     first = call(world, api.skipped, query={"limit": "2"}).body
     rest = call(world, api.skipped, query={"limit": "2", "continuation": first["continuation"]}).body
     assert [s["name"] for s in first["skipped"] + rest["skipped"]] == ["nobody/2.csv", "nobody/1.csv", "nobody/0.csv"]
+
+
+def status_rows(world) -> list[str]:
+    """The status index rows of the model's partition, by status (`s~<status>`)."""
+    rows = world.ctx.runs.table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                                               parameters={"pk": world.model, "low": BY_STATUS,
+                                                           "high": BY_STATUS + "~"}, select=["RowKey"])
+    return sorted(e["RowKey"].split("~")[1] for e in rows)
+
+
+def test_a_run_writes_a_status_index_row_only_when_it_ends(world, pump):
+    world.register()
+    run = world.land("census/a.csv", good_data())
+    seen = set()
+    pump.run(until=lambda: seen.add(tuple(status_rows(world))) or world.run(run.run_id).terminal)
+    assert seen - {(), ("promoted",)} == set() and status_rows(world) == ["promoted"]
+
+
+def test_runs_of_an_open_status_are_listed_from_the_open_run_index_whatever_the_history(world):
+    world.register()
+    costs = []
+    for finished in (0, 200):
+        history(world, finished)
+        ctx, count = counting_context(world.ctx.env)
+        before = count.snapshot()["table"]
+        page = ctx.runs.page(world.model, limit=10, status=Status.RUNNING)
+        costs.append(count.snapshot()["table"] - before)
+        if not finished:
+            opened = [open_run(world, i) for i in range(3)]
+    everything = world.ctx.runs.list(world.model, limit=1000)
+    assert [r.run_id for r in page.items] == [r.run_id for r in everything if r.status is Status.RUNNING]
+    # The model's open-run rows, then one read per open run:
+    assert len(page.items) == len(opened) and costs == [1, 1 + len(opened)]
+
+
+def test_an_open_status_is_paged_with_a_continuation(world):
+    world.register()
+    opened = [open_run(world, i) for i in range(3)]
+    first = call(world, api.list_runs, query={"limit": "2", "status": "running"}).body
+    rest = call(world, api.list_runs, query={"limit": "2", "status": "running",
+                                             "continuation": first["continuation"]}).body
+    assert sorted(r["run_id"] for r in first["runs"] + rest["runs"]) == sorted(r.run_id for r in opened)
+    assert [r["run_id"] for r in first["runs"] + rest["runs"]] == [r.run_id for r in world.ctx.runs.list(world.model)]
+    assert "status=running" in first["next"] and rest["next"] is None
+    other = call(world, api.list_runs, query={"status": "queued", "continuation": first["continuation"]})
+    assert other.status == 400
+
+
+def test_a_revived_run_leaves_the_ended_listing_until_it_ends_again(world, pump):
+    world.register()
+    run = world.land("census/a.csv", good_data())
+    pump.run()
+    endpoint = world.ctx.models.get(world.model).definition.endpoints[0].name
+    chain.finish(world.ctx, replace(world.run(run.run_id), endpoints={endpoint: {"ok": False, "error": "no"}}),
+                 Status.FAILED, f"promotion failed on endpoint(s) {endpoint}")
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.FAILED)] == [run.run_id]
+    chain.retry_promotion(world.ctx, world.model, run.run_id, by="ops")
+    assert world.ctx.runs.list(world.model, status=Status.FAILED) == []
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.PROMOTING)] == [run.run_id]
+    pump.run()
+    assert status_rows(world) == ["promoted"]
+
+
+def test_the_audit_log_is_paged_newest_first_in_one_request_a_page(world):
+    world.register()
+    ops = Actor("user", "u1", "ops@contoso.com", "aad")
+    for i in range(5):
+        world.ctx.audit.record(world.model, "cancel", ops, T0 + timedelta(minutes=i), target=f"run{i}")
+    ctx, count = counting_context(world.ctx.env)
+    before = count.snapshot()["table"]
+    first = call(replace(world, ctx=ctx), api.audit, query={"limit": "3"}).body
+    assert count.snapshot()["table"] - before == 2  # the model's row, then one page of the audit partition
+    rest = call(world, api.audit, query={"limit": "3", "continuation": first["continuation"]}).body
+    assert [e["target"] for e in first["audit"] + rest["audit"]] == ["run4", "run3", "run2", "run1", "run0"]
+    assert first["next"].startswith("/api/models/census/audit?") and rest["next"] is None
+    assert call(world, api.audit, query={"continuation": first["continuation"][:-2] + "zz"}).status == 400
+
+
+def test_audit_rows_of_the_previous_release_are_read_as_they_are(world):
+    world.register()
+    world.ctx.audit.record(world.model, "approve", Actor("user", "u1", "ops", "aad"), T0 + timedelta(days=1))
+    old_key = f"{10 ** 13 - int(T0.timestamp() * 1000):013d}-0a1b2c3d"  # the key the previous release wrote
+    world.ctx.audit.table.create_entity({"PartitionKey": world.model, "RowKey": old_key, "Action": "rollback",
+                                         "At": T0.isoformat(), "Target": "p1",
+                                         "Actor": json.dumps({"kind": "function_key", "name": "function key"})})
+    first = call(world, api.audit, query={"limit": "1"}).body
+    rest = call(world, api.audit, query={"continuation": first["continuation"]}).body
+    assert [e["action"] for e in first["audit"] + rest["audit"]] == ["approve", "rollback"]
+    assert rest["audit"][0]["by"]["name"] == "function key"
 
 
 # --- the sweeper reads only open runs -------------------------------------------------------------
@@ -375,3 +478,47 @@ def test_tables_in_the_previous_layout_are_migrated_and_then_listed_paged_and_sw
     assert [r for _, r, _ in world.ctx.runs.open_entries()] == [waiting.run_id]
     moved = world.ctx.runs.save(replace(world.ctx.runs.get(world.model, waiting.run_id), status=Status.RUNNING))
     assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.RUNNING)] == [moved.run_id]
+    assert status_rows(world) == ["rejected"] * len(old_runs)  # open statuses have no status rows
+
+
+def layout_2_rows(run: Run) -> list[dict]:
+    """The index rows layout 2 wrote: the time row and a status row for every status, open ones included."""
+    status_row = {"PartitionKey": run.model, "RowKey": status_key(run, run.status), "RunId": run.run_id}
+    return [row for row in index_rows(run) if row["RowKey"].startswith(TIME)] + [status_row]
+
+
+def test_tables_in_layout_2_lose_their_open_status_rows_and_keep_listing_and_moving(world):
+    world.register()
+    ended = [finished_run(world.model, i) for i in range(3)]
+    queued = replace(finished_run(world.model, 9, status=Status.QUEUED), next_action_at=iso(T0), stored_status=None)
+    table = world.ctx.runs.table
+    for run in ended + [queued]:
+        table.upsert_entity(run.to_entity())
+        for row in layout_2_rows(run):
+            table.upsert_entity(row)
+    table.upsert_entity({"PartitionKey": OPEN, "RowKey": f"{world.model}~{queued.run_id}", "Model": world.model,
+                         "RunId": queued.run_id})
+    world.ctx.models.table.upsert_entity({"PartitionKey": PARTITION, "RowKey": migrate.LAYOUT_KEY, "Version": 2})
+    assert status_rows(world) == ["queued", "rejected", "rejected", "rejected"]
+    # A run of the old layout moves and ends before the migration ran: its open status row is never read.
+    stored = world.ctx.runs.get(world.model, queued.run_id)
+    running = world.ctx.runs.save(stored.moved(Status.RUNNING, "training", at=world.ctx.clock()))
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.QUEUED)] == []
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.RUNNING)] == [running.run_id]
+
+    assert migrate.ensure_layout(world.ctx) and migrate.layout_of(world.ctx) == migrate.LAYOUT
+    assert status_rows(world) == ["rejected"] * 3
+    assert [r.run_id for r in world.ctx.runs.list(world.model)] == [queued.run_id] + [
+        r.run_id for r in reversed(ended)]
+    chain.finish(world.ctx, running, Status.CANCELLED, "cancelled by test")
+    assert status_rows(world) == ["cancelled"] + ["rejected"] * 3
+    assert [r.run_id for r in world.ctx.runs.list(world.model, status=Status.CANCELLED)] == [queued.run_id]
+
+
+def test_migrating_from_layout_2_twice_is_harmless(world):
+    world.register()
+    run = replace(finished_run(world.model, 1, status=Status.RUNNING), stored_status=None)
+    for row in [run.to_entity(), *layout_2_rows(run)]:
+        world.ctx.runs.table.upsert_entity(row)
+    assert migrate.migrate(world.ctx, 2)["open status rows"] == 1
+    assert migrate.migrate(world.ctx, 2)["open status rows"] == 0 and status_rows(world) == []
