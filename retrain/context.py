@@ -18,8 +18,8 @@ from .azureml.arm import ArmClient
 from .azureml.workspace import WorkspaceId
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
-from .serving.documents import BlobDocuments
 from .serving.base import ServingDeps, ServingTarget
+from .serving.documents import BlobDocuments
 from .serving.kinds import kind_of
 from .events.sender import QUEUE as EVENTS_QUEUE, EventQueue
 from .events.sinks import EventGridSink
