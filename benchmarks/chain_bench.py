@@ -272,7 +272,8 @@ CAUSES = {
     "endpoint GET": "ClassicEndpoint.update: GET before + GET after; more means redelivered promote steps",
     "azureml jobs GET": "the job was still running at a check: steps._check polls with max(delay, 1 s) back-off "
                         "while a real job runs (about one GET per second of job time)",
-    "azureml workspace GET": "more than one process-wide client (a new Context) or a workspace read retried",
+    "azureml workspace GET": "more than one client for the workspace read it (ctx.azureml keys its clients by "
+                             "timeout and options; a new Context), or a workspace read retried",
     "blob DELETE": "snapshots deleted more than once (a redelivered ending), or other blob deletes",
     "blob put": "model_lock.holding PUTs the endpoint's lock blob (If-None-Match) on every promote message: "
                 "a 409 once it exists (errors below)",
