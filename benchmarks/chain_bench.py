@@ -1,15 +1,42 @@
 """What the retraining chain itself costs: runs per second, per-step latency, requests per run, memory.
 
 Run: `.venv/bin/python benchmarks/chain_bench.py [--runs 200] [--models 8] [--workers 4] [--burst]
-[--batch-receive] [--subscribers 1] [--poll-max 0.1] [--timeout 600] [--backend studio|azureml]`
+[--batch-receive] [--subscribers 1] [--poll-max 0.1] [--timeout 600] [--backend studio|azureml]
+[--rollout blue_green|canary]`
 (default size: under a minute on 2 cores).
 
 `--backend azureml` (default --runs 16 --models 4) trains through the local Azure ML service instead
 (`emulators.azureml` over HTTPS, `devhost.world.AzureML`, 2 job workers): each model is a `kind: azureml`
 definition whose job runs the shipped `examples/azureml/src/train.py` on a small CSV, metrics read from
-MLflow. Jobs really run (a second or two each), so the check step polls; the figures are requests per
-run against the Azure ML design minimum (`azureml_minimum`). The models have no endpoints: this counts
-the training side only (the serving side's online-endpoint requests are counted once its target is merged).
+MLflow. Jobs really run (a second or two each), so the check step polls. Each model has one managed online
+endpoint (`kind: azureml_online`, created empty before the runs, not counted; the first promotion deploys
+the definition's `deployment`, later ones copy the live deployment) with a smoke test of one row, promoted
+blue/green (`--rollout blue_green`, the default) or by a canary plan (`--rollout canary`: steps 50 -> 100,
+a 1 s dwell each, `max_error_rate` judged from the endpoint's `RequestsPerMinute` metric). Every request of
+both sides is counted, per run, against the Azure ML design minimum (`azureml_minimum`, the training side,
+and `serving_minimum`, the rollout state machine of retrain/serving/azureml_online.py).
+
+The serving minimum follows the state machine, which advances one phase per promote message and saves
+the run after each (so a redelivery resumes from the last saved phase, never repeats an external write):
+register (GET 404, PUT, GET back) -> deploy (endpoint GET for the live traffic, the live deployment's GET
+to copy its settings unless it is the endpoint's first, GET 404 of the new name, the deployments list for
+the 20-per-endpoint limit, PUT) -> provision (>= 1 GET until Succeeded) -> smoke (endpoint GET for the
+scoring URI, listKeys, one scoring POST) -> traffic, per step: endpoint GET + PUT, then a GET that reads it
+back (and starts the dwell); after a dwell one metrics read -> retire (the deployments list, an endpoint GET
+for what takes traffic, one DELETE once more than `retain` = 1 earlier deployment is idle). Each phase is
+its own message, so a blue/green run is 7 promote messages (register, deploy, provision, smoke, PUT,
+read-back, retire); a canary of S steps with a dwell is 4 + 2S + 2 (10 for S = 2: the judgement after a
+dwell rides with the next step's PUT, the last one has a message of its own before retire), less 1/R
+on average (R runs per endpoint): an endpoint's first canary has nothing live to share traffic with, so it
+takes 100% at step 1 and the later steps find it there (no PUT, one GET and one message fewer). The
+deployment settings a run records (the new deployment's, and the live one's it copied) are one blob PUT
+each (retrain/serving/documents.py), never read back within a call. Every promote
+message past the first costs the chain its message (send, receive, delete), the run's GET and save and
+the model's GET, and the endpoint's lease (acquire and release on a blob in OUTPUT_CONTAINER: changes to
+one endpoint are serialised). The provisioning reads are bounded below by one: the local service
+provisions at once (provisioning 0) but the deployment's scoring process starts in about a second and the
+first read comes after the operation's Retry-After (clamped to >= 1 s), so a second read is the bench's
+timing, not the design's; the report prints them apart.
 
 It starts its own in-memory Azurite (`devhost.world.Azurite`) and `benchmarks/fast_ml_service.py`
 (a stand-in ML service whose jobs finish the moment they start, so the figures measure the chain,
@@ -124,13 +151,20 @@ MINIMUM = [
 ]
 
 
-def azureml_minimum(runs: int) -> list[tuple[str, float, str]]:
-    """The Azure ML training side: what replaces the BES and endpoint rows (no evaluation blob: metrics come from MLflow)."""
-    shared = [row for row in MINIMUM if not row[0].startswith(("BES", "endpoint", "blob"))]
+def azureml_minimum(runs: int, models: int, rollout: str) -> list[tuple[str, float, str]]:
+    """Both Azure ML sides: training replaces the BES and endpoint rows (no evaluation blob: metrics come from
+    MLflow); each promote message of the rollout past the first adds its share of the chain's rows."""
+    extra = round(promote_calls(rollout, runs / models) - 1, 2)
+    shared = [(key, least + extra, f"{why}; +{extra} rollout promote messages: {PER_PROMOTE_MESSAGE[key]}")
+              if key in PER_PROMOTE_MESSAGE else (key, least, why)
+              for key, least, why in MINIMUM if not key.startswith(("BES", "endpoint", "blob"))]
     return [
         ("blob properties", 1, "trigger binding reads ETag+size (1); submit pins by snapshot with If-Match on "
                                "that ETag, so no second read"),
-        ("blob put", 1, "pin: a snapshot of the run's blob version (the job reads exactly it, through a read SAS)"),
+        ("blob put", round(2 + (runs - models) / runs + models / runs, 2),
+         "pin: a snapshot of the run's blob version (the job reads exactly it, through a read SAS); the new "
+         "deployment's settings, and the live one's except on an endpoint's first promotion ((R-1)/R), recorded "
+         "once each (retrain/serving/documents.py); the endpoint's lock blob, created once per endpoint"),
         ("blob DELETE", 1, "unpin: the snapshot is deleted when the run ends"),
         *shared,
         ("azureml jobs GET", 2, "submit reads before it writes (GET -> 404: read-before-retry); one status read "
@@ -139,7 +173,55 @@ def azureml_minimum(runs: int) -> list[tuple[str, float, str]]:
         ("azureml workspace GET", round(1 / runs, 2), "the tracking URI: read once per process (ctx.azureml keeps "
                                                       "the client), so 1/runs per run"),
         ("azureml mlflow runs/get", 1, "evaluate: the job's MLflow run (run id = job name)"),
+        *serving_minimum(runs, models, rollout),
     ]
+
+
+CANARY_STEPS, CANARY_DWELL = (50, 100), 1  # --rollout canary: two steps, a short dwell (the bench's, not a default)
+
+
+def promote_calls(rollout: str, per_endpoint: float) -> float:
+    """Promote messages one run's rollout needs: register, deploy, provision, smoke, then the traffic phase."""
+    if rollout == "canary":  # per step: PUT, read-back (starts the dwell); the judgement rides with the next PUT
+        # ... or, after the last dwell, has its own message; retire. An endpoint's first canary has nothing live
+        # to share traffic with: 100% at step 1, so the later steps find it there (one message less, 1/R)
+        return round(4 + 2 * len(CANARY_STEPS) + 1 + 1 - 1 / per_endpoint, 2)
+    return 4 + 2 + 1  # PUT, read-back (no dwell), retire
+
+
+def serving_minimum(runs: int, models: int, rollout: str) -> list[tuple[str, float, str]]:
+    """The online endpoint's rollout (retrain/serving/azureml_online.py), per run; R = runs per endpoint, in order."""
+    r = runs / models
+    steps = len(CANARY_STEPS) if rollout == "canary" else 1
+    alone = 1 / r if steps > 1 else 0  # an endpoint's first canary: nothing live to share with, 100% at step 1
+    return [
+        ("azureml model GET", 2, "register: GET (404) before the PUT, GET back (its tag names the run)"),
+        ("azureml model PUT", 1, "register: the version, numbered for the run"),
+        ("azureml deployment GET", round(2 + (r - 1) / r, 2),
+         "deploy: the new name's GET (404) and, except on an endpoint's first promotion ((R-1)/R), the live "
+         "deployment's, to copy its settings; provision: one read that finds it Succeeded"),
+        ("azureml deployments list", 2, "deploy: the count against the 20-per-endpoint limit; retire: what is idle"),
+        ("azureml deployment PUT", 1, "deploy: one deployment per promotion, named for the run"),
+        ("azureml deployment DELETE", round(max(0.0, r - 2) / r, 2),
+         "retire: one per run once more than retain=1 earlier deployment is idle (not on an endpoint's first two)"),
+        ("azureml endpoint GET", round(3 + 2 * steps - alone, 2),
+         "deploy (live traffic), smoke (scoring URI), retire (what takes traffic); per traffic step: before the "
+         "PUT and the read-back (an endpoint's first canary: its later steps find 100% already, 1/R less)"),
+        ("azureml endpoint PUT", round(steps - alone, 2), "one traffic PUT per step (blue/green: 0 -> 100 once; an "
+                                                          "endpoint's first canary: one, 1/R less)"),
+        ("azureml listKeys POST", 1, "smoke: the scoring key (never stored)"),
+        ("azureml score POST", 1, "smoke: the sample row through azureml-model-deployment"),
+        ("azureml metrics GET", steps if rollout == "canary" else 0,
+         "after each dwell: the new deployment's RequestsPerMinute by status class"),
+        ("blob lease", round(2 * promote_calls(rollout, r), 2),
+         f"the endpoint's lease, acquired and released on every promote message ({promote_calls(rollout, r)} per run)"),
+    ]
+
+
+# What each promote message past the chain's first adds to the shared rows (see serving_minimum).
+PER_PROMOTE_MESSAGE = {"queue send": "its delayed message", "queue receive": "received once",
+                       "queue delete": "deleted after its step", "table runs get": "the run loaded",
+                       "table runs update": "the phase saved (If-Match)", "table models get": "the definition loaded"}
 
 
 def events_minimum(subscribers: int) -> list[tuple[str, int, str]]:
@@ -162,16 +244,17 @@ def events_minimum(subscribers: int) -> list[tuple[str, int, str]]:
 
 # Likely causes of measured > minimum, from reading the code (file:function).
 CAUSES = {
-    "table models get": "chain.release reads the row afresh to hand the active slot over (+1; the promote "
+    "table models get": "each check message loads the definition (the job runs a few seconds: see azureml "
+                        "jobs GET); chain.release reads the row afresh to hand the active slot over (+1; the promote "
                         "step's champion CAS result is not passed along); each lost CAS race (412 below) "
                         "re-reads once more",
     "table models update": "lost CAS races on the model row (412 below: trigger admission vs a step's "
                            "champion/release write) are retried; a pending admission writes pending_run (+1)",
     "table models query": "owner_of queries the prefix index once per 7 directory levels of the blob name",
     "table batch": "pending runs (burst feed): superseded runs end in a transaction too; lost races retried",
-    "table runs get": "pending runs (burst feed): admission's is_finished reads the active run and the pending "
+    "table runs get": "each check message loads the run (re-checks while a real job runs); pending runs (burst feed): admission's is_finished reads the active run and the pending "
                       "one, release re-reads the run it hands the slot to; lost races re-get the run",
-    "table runs update": "pending runs (burst feed): the 'waiting for run ...' reason (chain._save_quietly), "
+    "table runs update": "each re-check saves the run (its poll count) before its delayed message; pending runs (burst feed): the 'waiting for run ...' reason (chain._save_quietly), "
                          "superseded runs; transient-retry bookkeeping; endpoint outcomes after a failure",
     "queue receive": "the SDK pattern receive_messages(max_messages=16) asks for ONE message per request "
                      "(messages_per_page defaults to 1) and ends each poll with an empty request; "
@@ -181,13 +264,22 @@ CAUSES = {
     "events queue receive (empty)": "host side: idle polls of the events queue (the same poll pattern as the "
                                     "step queues); not part of announcing a run",
     "queue send": "re-sends: transient retries or check back-off (job not finished at the first check)",
+    "queue delete": "as queue send: each re-check message is deleted after its step",
     "queue update": "a step raised (see errors) and its message was made visible again",
     "BES status": "more than one poll: the job was not Finished at the first check",
     "endpoint GET": "ClassicEndpoint.update: GET before + GET after; more means redelivered promote steps",
     "azureml jobs GET": "the job was still running at a check: steps._check polls with max(delay, 1 s) back-off "
                         "while a real job runs (about one GET per second of job time)",
-    "azureml workspace GET": "more than one process-wide client (a new Context) or a workspace read retried",
+    "azureml workspace GET": "more than one client for the workspace read it (ctx.azureml keys its clients by "
+                             "timeout and options; a new Context), or a workspace read retried",
     "blob DELETE": "snapshots deleted more than once (a redelivered ending), or other blob deletes",
+    "blob put": "model_lock.holding PUTs the endpoint's lock blob (If-None-Match) on every promote message: "
+                "a 409 once it exists (errors below)",
+    "azureml deployment GET (provisioning)": "the bench's timing, not the design's: the first provisioning read "
+                                             "comes after Retry-After (>= 1 s) while the scoring process starts",
+    "blob lease": "more promote messages than the design's (see queue send): each one holds the endpoint's lease",
+    "azureml endpoint GET": "a traffic read-back that did not match yet (the PUT still applying) reads again",
+    "azureml model GET": "the champion's registered version read for the baseline input",
 }
 
 
@@ -244,6 +336,8 @@ class StorageCounter:
         segs = [unquote(s) for s in parts.path.strip("/").split("/")[1:]]  # drop the account name
         query = parts.query
         if kind == "blob":
+            if "comp=lease" in query:
+                return "blob lease"
             if "restype=container" in query:
                 return "blob container " + ("list" if "comp=list" in query else method)
             return {"HEAD": "blob properties", "GET": "blob download", "PUT": "blob put"}.get(method, f"blob {method}")
@@ -313,11 +407,11 @@ class HttpCounter:
     def __call__(self, response, *args, **kwargs):
         method, path = response.request.method, urlsplit(response.request.url).path
         if "/Microsoft.MachineLearningServices/" in path:
-            key = ("azureml mlflow " + path.split("/api/2.0/mlflow/", 1)[1] if "/api/2.0/mlflow/" in path
-                   else f"azureml jobs {method}" if "/jobs/" in path and not path.endswith("/cancel")
-                   else "azureml jobs cancel" if path.endswith("/cancel")
-                   else "azureml workspace GET" if re.search(r"/workspaces/[^/]+$", path)
-                   else f"azureml {method} {path.rsplit('/', 2)[-2]}")
+            key = azureml_key(method, path)
+            if key == "azureml deployment GET" and response.status_code == 200 and still_provisioning(response):
+                key += " (provisioning)"
+        elif re.search(r"/inference/[^/]+/score$", path):
+            key = f"azureml score {method}"
         elif "/jobs" in path:
             key = ("BES submit" if path.endswith("/jobs") else "BES start" if path.endswith("/start")
                    else {"GET": "BES status", "DELETE": "BES cancel"}.get(method, f"BES {method}"))
@@ -333,6 +427,31 @@ class HttpCounter:
             if response.status_code >= 400:
                 self.errors[f"{key} -> {response.status_code}"] += 1
         return response
+
+
+def azureml_key(method: str, path: str) -> str:
+    """An Azure ML request by what it is (the path shapes of retrain/azureml/arm.py and the serving phases)."""
+    if "/api/2.0/mlflow/" in path:
+        return "azureml mlflow " + path.split("/api/2.0/mlflow/", 1)[1]
+    if "/jobs/" in path:
+        return "azureml jobs cancel" if path.endswith("/cancel") else f"azureml jobs {method}"
+    shapes = [(r"/providers/Microsoft\.Insights/metrics$", "metrics"), (r"/listKeys$", "listKeys"),
+              (r"/onlineEndpoints/[^/]+/deployments/[^/]+$", "deployment"),
+              (r"/onlineEndpoints/[^/]+/deployments$", "deployments list"),
+              (r"/onlineEndpoints/[^/]+$", "endpoint"), (r"/models/[^/]+/versions/[^/]+$", "model"),
+              (r"/workspaces/[^/]+$", "workspace")]
+    for shape, name in shapes:
+        if re.search(shape, path):
+            return f"azureml {name}" if name == "deployments list" else f"azureml {name} {method}"
+    return f"azureml {method} {path.rsplit('/', 2)[-2]}"
+
+
+def still_provisioning(response) -> bool:
+    try:
+        state = (response.json().get("properties") or {}).get("provisioningState")
+    except ValueError:
+        return False
+    return state not in ("Succeeded", "Failed", "Canceled")
 
 
 class RunEnded(logging.Handler):
@@ -463,16 +582,41 @@ AZUREML_WS_PATH = (f"/subscriptions/{AZUREML_SUB}/resourceGroups/{AZUREML_RG}/pr
                    f"Microsoft.MachineLearningServices/workspaces/{AZUREML_WS}")
 
 
-def azureml_definition(service_url: str) -> dict:
-    """A `kind: azureml` model running the shipped train.py; no endpoints (training side only); every run passes."""
+SMOKE_ROWS = [{"age": 30, "income": 40000}]
+
+
+def azureml_definition(service_url: str, endpoint: str, rollout: str) -> dict:
+    """A `kind: azureml` model running the shipped train.py, promoted to its own online endpoint; every run passes."""
     command = ("python train.py --data ${{inputs.data}} --label label --model ${{outputs.model}} "
                "$[[--baseline ${{inputs.baseline}}]]")
+    first = {"location": "westeurope", "sku": {"name": "Default", "capacity": 1},
+             "properties": {"codeConfiguration": {"codeId": f"{AZUREML_WS_PATH}/codes/retrain-src/versions/1",
+                                                  "scoringScript": "score.py"}}}
+    plan = ({"strategy": "canary", "steps": list(CANARY_STEPS), "dwell_seconds": CANARY_DWELL,
+             "max_error_rate": 0.1} if rollout == "canary" else {"strategy": "blue_green"})
     return {"training": {"kind": "azureml", "workspace": service_url + AZUREML_WS_PATH,
                          "job": {"properties": {"command": command, "codeId": "azureml:retrain-src:1",
                                                 "environmentId": "azureml:sklearn-env:1",
                                                 "computeId": "azureml:cpu-cluster"}},
                          "metrics": {"auc": "AUC", "accuracy": "Accuracy"}},
-            "endpoints": [], "policy": {"rules": [{"metric": "AUC", "min": 0.0, "min_improvement": None}]}}
+            "endpoints": [{"kind": "azureml_online", "name": "live", "model_name": endpoint,
+                           "url": f"{service_url}{AZUREML_WS_PATH}/onlineEndpoints/{endpoint}", "deployment": first}],
+            "rollout": {**plan, "smoke_test": {"rows": SMOKE_ROWS}},
+            "policy": {"rules": [{"metric": "AUC", "min": 0.0, "min_improvement": None}]}}
+
+
+def create_online_endpoint(service_url: str, name: str, timeout: float = 60) -> None:
+    """An empty online endpoint (key auth, no deployment yet), as a team creates it before the app; not counted."""
+    url = f"{service_url}{AZUREML_WS_PATH}/onlineEndpoints/{name}?api-version=2024-04-01"
+    headers = {"Authorization": f"Bearer {AZUREML_TOKEN}"}
+    r = requests.put(url, json={"location": "westeurope", "properties": {"authMode": "Key"}}, headers=headers,
+                     timeout=30)
+    r.raise_for_status()
+    deadline = time.monotonic() + timeout
+    while requests.get(url, headers=headers, timeout=30).json()["properties"].get("provisioningState") != "Succeeded":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"online endpoint {name} not ready after {timeout:.0f}s")
+        time.sleep(0.2)
 
 
 def start_azureml(azurite: Azurite, root: Path):
@@ -533,7 +677,9 @@ class Bench:
     def register(self) -> None:
         for name in self.models:
             if self.args.backend == "azureml":
-                self.ctx.models.put(ModelDefinition.from_json(name, azureml_definition(self.service_url)))
+                create_online_endpoint(self.service_url, name)
+                body = azureml_definition(self.service_url, name, self.args.rollout)
+                self.ctx.models.put(ModelDefinition.from_json(name, body))
                 continue
             endpoint = f"{self.service_url}/workspaces/{WS}/webservices/{PREDICT}/endpoints/{name}"
             body = {"training": {"url": f"{self.service_url}/workspaces/{WS}/services/{TRAIN}",
@@ -752,7 +898,8 @@ def report(bench: Bench, r: dict, args) -> int:
     print(f"  {'category':<30}{'measured':>9}{'minimum':>9}  {'mean ms':>8}  why the minimum / flag")
     counts = Counter(bench.storage_counter.counts) + Counter(bench.http_counter.counts)
     seconds = Counter(bench.storage_counter.seconds) + Counter(bench.http_counter.seconds)
-    needs = (azureml_minimum(n) if args.backend == "azureml" else MINIMUM) + events_minimum(args.subscribers)
+    needs = ((azureml_minimum(n, args.models, args.rollout) if args.backend == "azureml" else MINIMUM)
+             + events_minimum(args.subscribers))
     minimum = {k: (v, why) for k, v, why in needs}
     order = [k for k, _, _ in needs] + sorted(k for k in counts if k not in minimum)
     totals = Counter()
@@ -773,7 +920,9 @@ def report(bench: Bench, r: dict, args) -> int:
     for group in groups:
         print(f"  {group + ' total':<30}{totals[group]:>9.2f}{totals[group + ' min']:>9.0f}")
     if args.backend == "azureml":
-        print("  (training side only: the models have no endpoints; the serving side's requests are not counted)")
+        print(f"  (training and serving: one online endpoint per model, {args.rollout} rollout, "
+              f"{promote_calls(args.rollout, args.runs / args.models)} promote messages per run by the design; deployment GETs that found "
+              "it still provisioning are the row '(provisioning)', apart from the minimum)")
     chain_total = sum(totals[g] for g in groups)
     print(f"  {'chain total':<30}{chain_total:>9.2f}")
     print(f"  {'events total (storage)':<30}{totals['events']:>9.2f}{totals['events min']:>9.0f}   "
@@ -828,8 +977,8 @@ def report(bench: Bench, r: dict, args) -> int:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=None, help="blobs landed = runs (default 200; azureml 16)")
-    p.add_argument("--models", type=int, default=None, help="models, each with one classic endpoint "
-                                                             "(default 8; azureml 4, no endpoints)")
+    p.add_argument("--models", type=int, default=None, help="models, each with one endpoint (default 8; azureml "
+                                                             "4, each with an online endpoint)")
     p.add_argument("--workers", type=int, default=4, help="queue-trigger worker threads (default 4)")
     p.add_argument("--burst", action="store_true", help="land every blob at once (latest wins) instead of one "
                                                         "run per model at a time")
@@ -841,6 +990,9 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
     p.add_argument("--backend", choices=("studio", "azureml"), default="studio",
                    help="studio: BES on the fast stand-in (default); azureml: jobs on the local Azure ML service")
+    p.add_argument("--rollout", choices=("blue_green", "canary"), default="blue_green",
+                   help=f"azureml: how traffic moves to the new deployment (canary: steps {CANARY_STEPS}, "
+                        f"{CANARY_DWELL} s dwell)")
     args = p.parse_args()
     azure_ml = args.backend == "azureml"
     args.runs = args.runs if args.runs is not None else (16 if azure_ml else 200)
@@ -851,7 +1003,8 @@ def main() -> int:
     for handler in logging.root.handlers:  # "retrain" logs at INFO for RunEnded; print only warnings
         handler.setLevel(logging.WARNING)
 
-    print(f"chain_bench: {args.runs} runs, {args.models} models, {args.workers} workers, backend {args.backend}")
+    print(f"chain_bench: {args.runs} runs, {args.models} models, {args.workers} workers, backend {args.backend}"
+          + (f", {args.rollout} rollout" if azure_ml else ""))
     print(environment_line(azurite_version()))
     azurite = service = bench = None
     started = time.monotonic()

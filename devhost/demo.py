@@ -75,22 +75,20 @@ def census_csv(rows: int, seed: int, *, flip: float = 0.0, young_only: bool = Fa
     return out.getvalue().encode()
 
 
-AML_DATASETS = [
-    ("census-aml/2026-01-pilot.csv", "a small pilot sample (young people, three occupations)",
-     lambda: census_csv(800, seed=21, young_only=True)),
-    ("census-aml/2026-02-export.csv", "an export whose labels were partly corrupted (45% flipped)",
-     lambda: census_csv(2000, seed=22, flip=0.45)),
-    ("census-aml/2026-03-full.csv", "the full survey: more data, every age and occupation",
-     lambda: census_csv(6000, seed=23)),
-]
-DATASETS = [
-    ("census/2026-01-pilot.csv", "a small pilot sample (young people, three occupations)",
-     lambda: census_csv(800, seed=11, young_only=True)),
-    ("census/2026-02-export.csv", "an export whose labels were partly corrupted (45% flipped)",
-     lambda: census_csv(2000, seed=12, flip=0.45)),
-    ("census/2026-03-full.csv", "the full survey: more data, every age and occupation",
-     lambda: census_csv(6000, seed=13)),
-]
+def datasets(prefix: str, seed: int) -> list[tuple[str, str, object]]:
+    """The story each backend is told: a pilot (promoted), corrupted labels (rejected), the full survey."""
+    return [
+        (f"{prefix}/2026-01-pilot.csv", "a small pilot sample (young people, three occupations)",
+         lambda: census_csv(800, seed=seed, young_only=True)),
+        (f"{prefix}/2026-02-export.csv", "an export whose labels were partly corrupted (45% flipped)",
+         lambda: census_csv(2000, seed=seed + 1, flip=0.45)),
+        (f"{prefix}/2026-03-full.csv", "the full survey: more data, every age and occupation",
+         lambda: census_csv(6000, seed=seed + 2)),
+    ]
+
+
+DATASETS = datasets("census", 11)
+AML_DATASETS = datasets("census-aml", 21)
 
 
 # --- the world -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .azureml.workspace import WorkspaceId
 from .bes import BesClient
 from .endpoints import EndpointSpec, EndpointUpdater, updater_for
 from .serving.base import ServingDeps, ServingTarget
+from .serving.documents import BlobDocuments
 from .serving.kinds import kind_of
 from .events.sender import QUEUE as EVENTS_QUEUE, EventQueue
 from .events.sinks import EventGridSink
@@ -155,7 +156,8 @@ class Context:
                            credential=self.credential, session=self.session, retry=self.retry, clock=self.clock,
                            arm_timeout=arm_timeout, rollout=rollout,
                            allowed=lambda url, service, where: self.outbound().require(url, service, where),
-                           azureml=lambda ws, **options: self.azureml(ws, timeout=arm_timeout, **options))
+                           azureml=lambda ws, **options: self.azureml(ws, timeout=arm_timeout, **options),
+                           documents=BlobDocuments(self.storage.blobs, self.settings.output_container))
         return kind.target(spec, deps)
 
 

@@ -15,6 +15,9 @@ from .policy import Policy
 from .training import parse_training, training_json
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# A run's endpoint records share one table property (64 KiB, 32K UTF-16 characters); one record stays under
+# 2 KB (an error is cut at 1000 characters, deployment settings live in blobs: retrain/serving/documents.py).
+MAX_ENDPOINTS = 16
 
 
 def check_model_name(name: str) -> str:
@@ -119,6 +122,11 @@ def _endpoints(raw: Any, problems: list[str]) -> tuple:
         return ()
     if not isinstance(raw, list):
         problems.append("endpoints: a list of {kind, url, ...}")
+        return ()
+    if len(raw) > MAX_ENDPOINTS:
+        problems.append(f"endpoints: at most {MAX_ENDPOINTS} per model ({len(raw)} given): a run records every "
+                        "endpoint's outcome in one table property, which holds 64 KiB; define another model "
+                        "for the rest")
         return ()
     specs, names = [], set()
     for i, item in enumerate(raw):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -14,6 +15,11 @@ from .runs import Status
 from .storage import Storage
 
 MAX_DELAY = 7 * 24 * 3600 - 60  # a queue message can stay invisible for at most 7 days
+
+
+def visibility_timeout(delay: float) -> int | None:
+    """A delay as a message's initial invisibility: rounded up (a fractional wait never comes back at once)."""
+    return math.ceil(min(max(delay, 0), MAX_DELAY)) or None
 
 
 class Step(str, Enum):
@@ -83,10 +89,9 @@ class StepQueues:
                 pass
 
     def send(self, message: StepMessage, delay: float = 0) -> None:
-        timeout = int(min(max(delay, 0), MAX_DELAY))
         if not message.otel:
             message = replace(message, otel=telemetry.carrier())
-        self.clients[message.step].send_message(message.to_json(), visibility_timeout=timeout or None)
+        self.clients[message.step].send_message(message.to_json(), visibility_timeout=visibility_timeout(delay))
 
     def send_for(self, model: str, run_id: str, status: Status, *, poll: int = 0, delay: float = 0) -> bool:
         """Enqueue whatever step a run in `status` needs; False when that status needs none."""

@@ -24,6 +24,7 @@ from azure.core.exceptions import ResourceExistsError
 
 from .. import telemetry
 from ..errors import BadMessage, ConcurrentUpdate, SettingsError, UnknownSubscription
+from ..queues import visibility_timeout
 from ..runs import iso
 from . import outbox
 from .model import Event, test_event
@@ -55,8 +56,7 @@ class EventQueue:
             pass
 
     def send(self, body: dict, delay: float = 0) -> None:
-        timeout = int(min(max(delay, 0), 7 * 24 * 3600 - 60))
-        self.client.send_message(json.dumps(body, separators=(",", ":")), visibility_timeout=timeout or None)
+        self.client.send_message(json.dumps(body, separators=(",", ":")), visibility_timeout=visibility_timeout(delay))
 
 
 def dispatch_message(source: str, model: str, key: str) -> dict:

@@ -28,7 +28,7 @@ class AzureMLBatchEndpoint(AzureMLOnlineEndpoint):
         found = self.arm.get(self._dep_url(dep)) if state["previous_traffic"] else None
         if found is not None:
             state["previous"] = dep
-            state["previous_settings"] = _settings(found, None)
+            self._keep(state, "previous_settings", _settings(found, None))
 
     def _body(self, state: dict) -> dict | str:
         body = super()._body(state)

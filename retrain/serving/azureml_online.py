@@ -27,6 +27,7 @@ from retrain.errors import PermanentServiceError, TransientServiceError
 from retrain.http import RetryPolicy, redact_url, scrub, send, trim
 
 from .base import EndpointKind, Progress, Release
+from .documents import document_name
 from .rollout import MAX_DEPLOYMENTS, RolloutPolicy, split
 
 NO_CONFLICT_WAIT = RetryPolicy(attempts=1, backoff=0.0, max_backoff=0.0, budget=0.0)  # a busy 409 is a phase's wait
@@ -174,6 +175,7 @@ class AzureMLOnlineEndpoint:
         self.arm = arm
         self.deps = deps
         self.rollout: RolloutPolicy = deps.rollout or RolloutPolicy()
+        self._recorded: dict[str, dict] = {}  # settings this call wrote to their blobs (not read back in the call)
 
     def __repr__(self) -> str:
         return f"AzureMLOnlineEndpoint({redact_url(self.spec.url)!r})"
@@ -239,7 +241,7 @@ class AzureMLOnlineEndpoint:
         existing = self.arm.get(self._dep_url(dep))
         failed = (existing or {}).get("properties", {}).get("provisioningState") in ("Failed", "Canceled")
         if existing is not None and _same_model(existing, state["model_id"]) and not failed:
-            state["settings"] = _settings(existing, state["model_id"])
+            self._keep(state, "settings", _settings(existing, state["model_id"]))
             return self._next(state, "provision", started=self._now_iso())
         body = self._body(state)
         if isinstance(body, str):
@@ -253,8 +255,8 @@ class AzureMLOnlineEndpoint:
                                                   f"Azure's limit, and none this app made is free to delete")
                 state["note"] = f"deleting {', '.join(freed)} to stay under {MAX_DEPLOYMENTS} deployments"
                 return Progress(state, wait=POLL)
+        self._keep(state, "settings", body)
         state["operation"] = self.arm.put(self._dep_url(dep), body)
-        state["settings"] = body
         return self._next(state, "provision", started=self._now_iso(), wait=_poll_wait(state),
                           note=f"deployment {dep} created with model {state['model_id'].rsplit('/models/', 1)[-1]}")
 
@@ -268,11 +270,11 @@ class AzureMLOnlineEndpoint:
             found = self.arm.get(self._dep_url(live))
             if found is not None:
                 state["previous"] = live
-                state["previous_settings"] = _settings(found, (found.get("properties") or {}).get("model"))
+                self._keep(state, "previous_settings", _settings(found, (found.get("properties") or {}).get("model")))
 
     def _body(self, state: dict) -> dict | str:
         """The new deployment: the live one's settings (SKU, capacity, environment, code, probes...) with the new model."""
-        template = state.get("previous_settings") or self.spec.deployment
+        template = self._kept(state, "previous_settings") or self.spec.deployment
         if template is None:
             return (f"endpoint {self.spec.endpoint} has no live deployment to copy settings from; give the "
                     "endpoint a `deployment` ({\"sku\": ..., \"properties\": ...}) in the model definition")
@@ -386,14 +388,15 @@ class AzureMLOnlineEndpoint:
     def restore(self, release: Release, state: dict) -> Progress:
         """Traffic back to the deployment that served `release` (seconds); re-created from its settings if deleted."""
         record = dict(release.record or {})
-        dep, settings = record.get("deployment"), record.get("settings")
+        dep = record.get("deployment")
         if not dep:
             return Progress(state, failed=f"the promotion of run {release.run_id} left no deployment on "
                                           f"{self.spec.endpoint} to move traffic back to")
-        state = dict(state, deployment=dep, settings=settings, model_id=record.get("model_id"))
+        state = dict(state, deployment=dep, model_id=record.get("model_id"))
         try:
             found = self.arm.get(self._dep_url(dep))
             if found is None:
+                settings = self._kept(record, "settings")
                 if not settings:
                     return Progress(state, failed=f"deployment {dep} was deleted and its settings were not recorded")
                 state["operation"] = self.arm.put(self._dep_url(dep), settings)
@@ -412,6 +415,26 @@ class AzureMLOnlineEndpoint:
         return Progress(dict(state, traffic={dep: 100}, served=model, changed=True), done=True)
 
     # --- plumbing -----------------------------------------------------------------------
+
+    def _keep(self, state: dict, field: str, settings: dict) -> None:
+        """Record deployment settings in a blob named for the run and endpoint (the run's row keeps the name)."""
+        if self.deps.documents is None:
+            state[field] = settings
+            return
+        name = document_name(state["run"], self.spec.label, field)
+        self.deps.documents.put(name, settings)
+        self._recorded[name] = settings
+        state[f"{field}_blob"] = name
+        state.pop(field, None)
+
+    def _kept(self, record, field: str) -> dict | None:
+        """Settings `_keep` recorded: inline (records written before they moved to blobs) or from their blob."""
+        if record.get(field) is not None:
+            return record[field]
+        name = record.get(f"{field}_blob")
+        if not name or self.deps.documents is None:
+            return None
+        return self._recorded[name] if name in self._recorded else self.deps.documents.get(name)
 
     def _set_traffic(self, state: dict, traffic: dict, mirror: dict) -> bool:
         """True once the endpoint reads back `traffic` and `mirror`; PUT them when it shows something else."""

@@ -81,3 +81,4 @@ class ServingDeps:
     rollout: Any = None  # retrain.serving.rollout.RolloutPolicy of the model
     allowed: Callable[[str, str, str], None] = lambda url, kind, where: None  # outbound.require, for URLs a service hands back
     azureml: Callable[..., Any] | None = None  # (WorkspaceId, **ArmClient options) -> retrain.azureml.arm.ArmClient
+    documents: Any = None  # retrain.serving.documents.BlobDocuments: recorded deployment settings (None: inline)

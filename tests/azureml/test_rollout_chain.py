@@ -9,6 +9,7 @@ stand-in (a static token the local service accepts).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -60,25 +61,29 @@ class Chain:
     def workspace(self) -> str:
         return f"{self.azureml.url}{self.azureml.ws_path}"
 
-    def create_endpoint(self) -> None:
-        """The team's endpoint as it is before this app: `blue` (the old model) takes 100%."""
+    def create_endpoint(self, code: str = "retrain-src", script: str = "score.py", name: str | None = None,
+                        env: dict | None = None) -> None:
+        """The team's endpoint as it is before this app: `blue` (the old model, scored by `script`) takes 100%."""
         az = self.azureml
-        assert az.rest("PUT", self.path, json={"location": "westeurope", "properties": {"authMode": "Key"}}) \
+        name = name or self.endpoint
+        path = f"/onlineEndpoints/{name}"
+        assert az.rest("PUT", path, json={"location": "westeurope", "properties": {"authMode": "Key"}}) \
             .status_code == 201
-        _wait(az, self.path)
-        r = az.rest("PUT", f"/models/blue-{self.endpoint}/versions/1", json={"properties": {
+        _wait(az, path)
+        r = az.rest("PUT", f"/models/blue-{name}/versions/1", json={"properties": {
             "modelType": "custom_model", "modelUri": f"azureml://jobs/{self.jobs['old']}/outputs/model"}})
         assert r.status_code in (200, 201), r.text
-        r = az.rest("PUT", f"{self.path}/deployments/blue", json={
+        r = az.rest("PUT", f"{path}/deployments/blue", json={
             "location": "westeurope", "sku": {"name": "Default", "capacity": 1},
-            "properties": {"model": f"{az.ws_path}/models/blue-{self.endpoint}/versions/1",
-                           "codeConfiguration": {"codeId": f"{az.ws_path}/codes/retrain-src/versions/1",
-                                                 "scoringScript": "score.py"}}})
+            "properties": {"model": f"{az.ws_path}/models/blue-{name}/versions/1",
+                           "codeConfiguration": {"codeId": f"{az.ws_path}/codes/{code}/versions/1",
+                                                 "scoringScript": script},
+                           **({"environmentVariables": env} if env else {})}})
         assert r.status_code == 201, r.text
-        assert _wait(az, f"{self.path}/deployments/blue")["properties"]["provisioningState"] == "Succeeded"
-        assert az.rest("PUT", self.path, json={"location": "westeurope", "properties": {
+        assert _wait(az, f"{path}/deployments/blue")["properties"]["provisioningState"] == "Succeeded"
+        assert az.rest("PUT", path, json={"location": "westeurope", "properties": {
             "authMode": "Key", "traffic": {"blue": 100}}}).status_code == 200
-        _wait(az, self.path)
+        _wait(az, path)
 
     def register(self, rollout: dict | None = None) -> ModelDefinition:
         body = {"training": {"url": "https://ussouthcentral.services.azureml.net/workspaces/w/services/s",
@@ -117,6 +122,15 @@ class Chain:
 
     def versions(self) -> list[dict]:
         return self.azureml.rest("GET", f"/models/{self.model_name}/versions").json()["value"]
+
+    def score(self, rows: list[dict], deployment: str) -> int:
+        """One scoring request sent to `deployment` (the azureml-model-deployment header); its status."""
+        import requests
+        props = self.azureml.rest("GET", self.path).json()["properties"]
+        key = self.azureml.rest("POST", f"{self.path}/listKeys").json()["primaryKey"]
+        r = requests.post(props["scoringUri"], json={"data": rows}, verify=str(self.azureml.ca), timeout=30,
+                          headers={"Authorization": f"Bearer {key}", "azureml-model-deployment": deployment})
+        return r.status_code
 
     def answer(self) -> str:
         import requests
@@ -333,3 +347,85 @@ def test_changes_to_one_endpoint_wait_while_another_change_holds_it(chain):
         assert chain.traffic() == {"blue": 100}
     done = chain.settle(run)
     assert done.status is Status.PROMOTED, done.reason
+
+
+def _answer_job(azureml, word: str) -> str:
+    """A job whose model output is an answer.txt holding `word` (the model of tests/azureml/tools/answer_score.py)."""
+    out = "${{outputs.model}}"
+    name, r = azureml.put_job(f"mkdir -p {out} && echo {word} > {out}/answer.txt", code="tools",
+                              outputs={"model": {"jobOutputType": "custom_model"}})
+    assert r.status_code == 201, r.text
+    assert azureml.wait_job(name)["properties"]["status"] == "Completed"
+    return name
+
+
+def test_an_error_rate_above_the_threshold_during_a_canary_dwell_fails_the_run_and_moves_traffic_back(
+        azurite, azureml):
+    jobs = {"old": _answer_job(azureml, "blue"), "good": _answer_job(azureml, "green"),
+            "flaky": _answer_job(azureml, "flaky")}  # flaky: its scoring process dies on rows with {"boom": true}
+    chain = Chain(azurite, azureml, jobs)
+    chain.create_endpoint(code="tools", script="answer_score.py")
+    chain.register({"strategy": "canary", "steps": [50, 100], "dwell_seconds": 3, "max_error_rate": 0.1,
+                    "min_requests": 4})
+    champion = chain.settle(chain.promoting(jobs["good"]))  # no requests in its dwells: the rate is not judged
+    assert champion.status is Status.PROMOTED, champion.reason
+    live = deployment_name(champion.run_id)
+    run = chain.promoting(jobs["flaky"])
+    dep, answers = deployment_name(run.run_id), []
+    deadline = time.monotonic() + 90
+    while not chain.ctx.runs.get("census", run.run_id).terminal and time.monotonic() < deadline:
+        chain.pump.once(Step.PROMOTE)
+        state = chain.ctx.runs.get("census", run.run_id).endpoints.get("live", {})
+        if not answers and state.get("phase") == "traffic" and "since" in state:  # the 50% step's dwell is watched
+            answers = [chain.score([{"boom": True}], dep) for _ in range(4)]
+        time.sleep(0.2)
+    run = chain.ctx.runs.get("census", run.run_id)
+    assert answers and all(status >= 500 for status in answers), answers
+    assert run.status is Status.FAILED
+    assert f"at 50%: deployment {dep} failed 4 of 4 requests (100.0%), above the allowed 10.0%" in run.reason
+    assert f"traffic moved back to {live} 100%" in run.reason and "the champion did not change" in run.reason
+    assert chain.traffic() == {live: 100}
+    assert chain.ctx.models.get("census").champion.run_id == champion.run_id
+
+
+def test_large_deployment_settings_on_many_endpoints_are_kept_in_blobs_and_a_rollback_recreates_from_them(
+        azurite, azureml, jobs):
+    from retrain.serving.documents import document_name
+
+    env = {f"SETTING_{i:03d}": "v" * 100 for i in range(250)}  # about 27 KB of settings per deployment
+    names = ["live", "second"]
+    chain = Chain(azurite, azureml, jobs)
+    chain.create_endpoint(env=env)
+    chain.create_endpoint(name=f"{chain.endpoint}-second", env=env)
+    paths = {"live": chain.path, "second": f"/onlineEndpoints/{chain.endpoint}-second"}
+    chain.ctx.models.put(ModelDefinition.from_json("census", {
+        "training": {"url": "https://ussouthcentral.services.azureml.net/workspaces/w/services/s",
+                     "key_setting": "RETRAIN_SECRET_UNUSED"},
+        "endpoints": [{"kind": "azureml_online", "name": n, "model_name": f"{chain.model_name}-{n}",
+                       "url": f"{chain.workspace}{paths[n]}"} for n in names],
+        "rollout": {"retain": 0}}))
+    first = chain.settle(chain.promoting(chain.jobs["old"]))
+    second = chain.settle(chain.promoting(chain.jobs["new"]))
+    assert first.status is second.status is Status.PROMOTED, (first.reason, second.reason)
+
+    table = chain.ctx.storage.tables.get_table_client(f"{chain.ctx.settings.table_prefix}runs")
+    stored = table.get_entity("census", second.run_id)["Endpoints"]
+    assert len(stored) < 8000 and "SETTING_" not in stored  # inline, 4 x 27 KB would pass the 64 KiB property
+    blobs = chain.ctx.storage.blobs
+    for n in names:
+        record = second.endpoints[n]
+        assert "settings" not in record and "previous_settings" not in record
+        name = document_name(second.run_id, n, "settings")
+        assert record["settings_blob"] == name
+        kept = json.loads(blobs.get_blob_client(chain.ctx.settings.output_container, name).download_blob().readall())
+        assert kept["properties"]["environmentVariables"] == env
+        assert deployment_name(first.run_id) not in chain.azureml.rest("GET", f"{paths[n]}/deployments").text
+
+    result = rollback.rollback(chain.ctx, "census", by="test")  # retain 0: the first run's deployments are gone
+    assert result.promotion.to_run == first.run_id
+    dep = deployment_name(first.run_id)
+    for n in names:
+        assert result.endpoints[n]["ok"] and result.endpoints[n].get("recreated"), result.endpoints[n]
+        found = chain.azureml.rest("GET", f"{paths[n]}/deployments/{dep}").json()
+        assert found["properties"]["environmentVariables"] == env
+        assert chain.azureml.rest("GET", paths[n]).json()["properties"]["traffic"] == {dep: 100}

@@ -6,6 +6,7 @@ and no BES job is started beyond the one in flight.
 
 from dataclasses import replace
 from datetime import timedelta
+import time
 
 import pytest
 
@@ -204,3 +205,16 @@ def test_the_sweeper_admits_a_pending_run_that_a_crash_left_unreferenced(world, 
 def _in(hours: float):
     from datetime import datetime, timezone
     return datetime.now(timezone.utc) + timedelta(hours=hours)
+
+
+def test_a_fractional_delay_is_rounded_up_so_a_message_never_comes_back_before_its_time(world):
+    """A rollout's wait (a dwell's remainder, 0.5 s) is a delayed message: cut to 0 s, it would spin until due."""
+    from retrain.queues import StepMessage
+
+    world.ctx.queues.send(StepMessage("m", "r", Step.PROMOTE, 0), 0.6)
+    client = world.ctx.queues.clients[Step.PROMOTE]
+    assert list(client.receive_messages(max_messages=1)) == []
+    deadline = time.monotonic() + 5
+    while not (got := list(client.receive_messages(max_messages=1))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(got) == 1

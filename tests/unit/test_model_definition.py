@@ -77,6 +77,18 @@ def test_endpoint_names_must_be_distinct():
     assert any("used twice" in p for p in problems_of(valid(endpoints=[ep, dict(ep)])))
 
 
+def test_more_endpoints_than_a_runs_record_can_hold_are_refused_with_the_reason():
+    from retrain.definitions import MAX_ENDPOINTS
+
+    ep = valid()["endpoints"][0]
+    many = [dict(ep, name=f"ep{i}") for i in range(MAX_ENDPOINTS + 1)]
+    problems = problems_of(valid(endpoints=many))
+    assert problems == [f"endpoints: at most {MAX_ENDPOINTS} per model ({MAX_ENDPOINTS + 1} given): a run records "
+                        "every endpoint's outcome in one table property, which holds 64 KiB; define another model "
+                        "for the rest"]
+    assert len(ModelDefinition.from_json("census", valid(endpoints=many[:MAX_ENDPOINTS])).endpoints) == MAX_ENDPOINTS
+
+
 def test_policy_problems_are_reported_under_policy():
     problems = problems_of(valid(policy={"rules": [{"metric": "AUC", "min_relative_improvement": -1}]}))
     assert any(p.startswith("policy") for p in problems)
